@@ -1,0 +1,164 @@
+//! The configuration file (SPEC §3), parsed once into a typed, validated [`Config`].
+//!
+//! `file.rs` holds the serde mirror of the TOML (`deny_unknown_fields`); one `TryFrom` turns
+//! it into a `Config`, collecting every error with its key, value and fix. Defaults are the
+//! named constants in `defaults.rs`. Nothing else in Orca reads TOML or environment variables
+//! for settings.
+
+mod defaults;
+mod file;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use defaults::*;
+pub use file::{ConfigError, ConfigErrors};
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Images are served at `<image>.<domain>`.
+    pub domain: String,
+    /// Signing keys, SSH host keys, generated certificate, persisted bindings.
+    pub state_dir: PathBuf,
+    /// Name of this gateway on the Docker engine: containers carry it, and a gateway only
+    /// adopts or removes containers of its own instance. Several gateways sharing one engine
+    /// must use different names.
+    pub instance: String,
+    /// The HTTPS listener.
+    pub https: HttpsConfig,
+    /// The optional plain HTTP listener.
+    pub http: Option<HttpConfig>,
+    /// The SSH listener.
+    pub ssh: SshConfig,
+    /// The admin listener (metrics, health, API).
+    pub admin: AdminConfig,
+    /// How to reach the container engine.
+    pub docker: DockerConfig,
+    /// Placement and launch tuning.
+    pub scheduler: SchedulerConfig,
+    /// Identity resolvers, tried in order.
+    pub resolvers: Vec<ResolverConfig>,
+    /// The file this was read from; `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+}
+
+/// `[https]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpsConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key; `None` means self-signed for `*.<domain>`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A PEM certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// `[ssh]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Host key files; empty means one ed25519 key generated once into `state_dir`.
+    pub host_keys: Vec<PathBuf>,
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+}
+
+/// `[docker]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerConfig {
+    /// Engine address (`unix:///…`, `tcp://…`); `None` means `DOCKER_HOST` or the local socket.
+    pub host: Option<String>,
+    /// Network that launched containers join.
+    pub network: String,
+}
+
+/// `[scheduler]` (an extension of SPEC §3: every key optional).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerConfig {
+    /// Container launches in flight at once, across all images; more wait in a queue.
+    pub launch_parallelism: usize,
+    /// Attempts to create and start a container before giving up (Orca: 5).
+    pub launch_attempts: u32,
+    /// Pause between attempts (Orca: 500 ms).
+    pub launch_retry_delay: Duration,
+    /// How long a new container may take to become ready.
+    pub ready_timeout: Duration,
+    /// Containers managed at once, across all images; beyond it users get 503.
+    pub max_containers: usize,
+    /// After a restart, how long a user restored without an open session keeps their
+    /// container when the image does not persist users between reconnects.
+    pub restart_grace: Duration,
+}
+
+/// One `[[resolver]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConfig {
+    /// Name used in logs and metrics; unique.
+    pub name: String,
+    /// Where the component comes from.
+    pub plugin: PluginSource,
+    /// Handed to the plugin's `init` as key/values.
+    pub config: BTreeMap<String, String>,
+    /// The only addresses (`host:port`) the plugin may open sockets to.
+    pub connect: Vec<String>,
+    /// Read-only directory the plugin may read.
+    pub files: Option<PathBuf>,
+    /// Deadline per call.
+    pub timeout: Duration,
+    /// Memory cap per instance, in MiB.
+    pub memory_mb: u32,
+}
+
+/// Where a resolver's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A `.wasm` file.
+    Path(PathBuf),
+    /// A resolver bundled with Orca (`bundled:cookie`, `bundled:ssh-key`, `bundled:ldap`).
+    Bundled(String),
+}
+
+impl Config {
+    /// The embedded defaults of SPEC §2 (what `orca serve` runs on with no file).
+    pub fn embedded() -> Self {
+        defaults::embedded()
+    }
+
+    /// Reads and validates a TOML file; every error is reported, not just the first.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        file::load(path)
+    }
+
+    /// Parses TOML text; relative paths are resolved against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path, source: Option<PathBuf>) -> Result<Self, ConfigErrors> {
+        file::parse(text, base_dir, source)
+    }
+
+    /// The effective configuration as TOML, every key spelled out (for `orca check-config`).
+    pub fn to_toml(&self) -> String {
+        file::render(self)
+    }
+}

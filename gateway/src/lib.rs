@@ -1,0 +1,33 @@
+//! Orca: an edge gateway that gives every user a container of their own.
+//!
+//! The data path is the module list, in flow order:
+//!
+//! ```text
+//!  listeners ──Conn──▶ identity ──Identity──▶ scheduler ──Lease──▶ proxy ──bytes──▶ container
+//!                                               │
+//!                                               └──▶ runtime (Docker: create, start, stop, events)
+//! ```
+//!
+//! - `identity` (next issue) turns a connection into an [`scheduler::UserId`].
+//! - [`scheduler`] decides which container serves a (user, image) pair: the user's bound
+//!   container, else the fullest running one with a free slot, else a new one. It hands back a
+//!   [`scheduler::Lease`]: the container's endpoint plus an activity handle. It is the only
+//!   stage that calls [`runtime`].
+//! - [`runtime`] is the container engine behind a trait; [`runtime::docker`] speaks the Docker
+//!   API through bollard.
+//!
+//! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
+//! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`] and [`error`].
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod images;
+pub mod metrics;
+pub mod units;
+
+pub mod scheduler;
+pub mod runtime;
+
+pub mod cli;
+pub mod serve;

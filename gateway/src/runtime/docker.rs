@@ -1,0 +1,1 @@
+//! Docker runtime (placeholder: being written).
