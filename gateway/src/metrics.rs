@@ -1,1 +1,140 @@
-//! Metrics (placeholder).
+//! Every metric family Orca exports, in one place.
+//!
+//! Names are prefixed `orca_`; labels are bounded (image, state, result, reason, phase): no
+//! per-user labels. The table in `docs/metrics.md` documents each family; a test keeps the
+//! two in step. Families are registered in a private [`Registry`] so that tests can build
+//! independent gateways in one process.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Buckets for container start phases: 5 ms to about 80 s.
+const START_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,
+];
+
+/// All of Orca's metric families.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `orca_containers{image,state}`: managed containers by lifecycle state.
+    pub containers: IntGaugeVec,
+    /// `orca_users{image}`: users bound to a container, by image.
+    pub users: IntGaugeVec,
+    /// `orca_container_starts_total{image,result}`: launches by outcome (`ok`, `failed`).
+    pub starts: IntCounterVec,
+    /// `orca_container_start_duration_seconds{phase}`: time per launch phase
+    /// (`queue`, `create`, `start`, `ready`, `total`).
+    pub start_duration: HistogramVec,
+    /// `orca_container_stops_total{image,reason}`: stops by reason.
+    pub stops: IntCounterVec,
+    /// `orca_user_kicks_total{image,reason}`: users removed from a container, by reason.
+    pub kicks: IntCounterVec,
+    /// `orca_images{state}`: images seen, `ok` or `error` (a bad label).
+    pub images: IntGaugeVec,
+    /// `orca_image_label_errors{image}`: label errors of each disabled image.
+    pub image_label_errors: IntGaugeVec,
+    /// `orca_runtime_errors_total{operation}`: failed container engine requests.
+    pub runtime_errors: IntCounterVec,
+    /// `orca_state_write_errors_total{}`: failures to persist bindings to the state directory.
+    pub state_write_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Registers every family in a fresh registry.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)
+                .expect("metric names and labels are static and valid");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("each family is registered once");
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("metric names and labels are static and valid");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("each family is registered once");
+            c
+        };
+        let containers = gauge(
+            "orca_containers",
+            "Managed containers by image and lifecycle state.",
+            &["image", "state"],
+        );
+        let users = gauge("orca_users", "Users bound to a container, by image.", &["image"]);
+        let starts = counter(
+            "orca_container_starts_total",
+            "Container launches by image and result.",
+            &["image", "result"],
+        );
+        let stops = counter(
+            "orca_container_stops_total",
+            "Container stops by image and reason.",
+            &["image", "reason"],
+        );
+        let kicks = counter(
+            "orca_user_kicks_total",
+            "Users removed from their container, by image and reason.",
+            &["image", "reason"],
+        );
+        let images = gauge("orca_images", "Images seen, by state (ok, error).", &["state"]);
+        let image_label_errors = gauge(
+            "orca_image_label_errors",
+            "Label errors of each image disabled by a bad label.",
+            &["image"],
+        );
+        let runtime_errors = counter(
+            "orca_runtime_errors_total",
+            "Failed container engine requests, by operation.",
+            &["operation"],
+        );
+        let state_write_errors = counter(
+            "orca_state_write_errors_total",
+            "Failures to persist bindings to the state directory.",
+            &[],
+        );
+        let start_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "orca_container_start_duration_seconds",
+                "Time spent in each phase of a container launch.",
+            )
+            .buckets(START_BUCKETS.to_vec()),
+            &["phase"],
+        )
+        .expect("metric names and labels are static and valid");
+        registry
+            .register(Box::new(start_duration.clone()))
+            .expect("each family is registered once");
+        Self {
+            registry,
+            containers,
+            users,
+            starts,
+            start_duration,
+            stops,
+            kicks,
+            images,
+            image_label_errors,
+            runtime_errors,
+            state_write_errors,
+        }
+    }
+
+    /// The text exposition format of every family.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -5,6 +5,8 @@
 //! what was being done ("creating container for image `shell` (sha256:…): no such image").
 
 pub mod docker;
+#[cfg(test)]
+pub(crate) mod fake;
 mod labels;
 
 use std::collections::HashMap;

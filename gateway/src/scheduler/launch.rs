@@ -1,0 +1,264 @@
+//! Launching one container: wait for a slot, create (retried), start, wait until ready.
+//!
+//! Each phase is published on the container's watch channel so waiting users see progress,
+//! and timed into `orca_container_start_duration_seconds{phase}`. A create that half
+//! succeeded (created but not started) is removed before the next attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::state::{Phase, StopReason};
+use super::{Effects, Inner};
+use crate::images::{ConnectionMethod, ReadyCheck};
+use crate::runtime::{CreateSpec, ManagedLabels, RuntimeError};
+
+/// First pause between readiness probes; doubles up to [`PROBE_MAX_PAUSE`].
+const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(20);
+const PROBE_MAX_PAUSE: Duration = Duration::from_millis(500);
+
+impl Inner {
+    pub(super) async fn launch(self: Arc<Self>, name: String) {
+        let t0 = Instant::now();
+        let permit = tokio::select! {
+            p = self.launch_slots.clone().acquire_owned() => p,
+            _ = self.shutdown.cancelled() => return,
+        };
+        let Ok(_permit) = permit else { return };
+        self.observe("queue", t0.elapsed());
+
+        let Some(create) = self.create_spec(&name) else {
+            return;
+        };
+        let id = match self.create_and_start(&name, &create).await {
+            Ok(id) => id,
+            Err(reason) => {
+                self.launch_failed(&name, None, reason);
+                return;
+            }
+        };
+
+        let t_ready = Instant::now();
+        if let Err(reason) = self.wait_ready(&name, &id).await {
+            self.launch_failed(&name, Some(id), reason);
+            return;
+        }
+        self.observe("ready", t_ready.elapsed());
+        self.observe("total", t0.elapsed());
+        let mut st = self.lock();
+        if let Some(c) = st.containers.get_mut(&name) {
+            if c.phase() == Phase::WaitingReady {
+                c.set_phase(Phase::Ready);
+                self.metrics
+                    .starts
+                    .with_label_values(&[c.spec.name.as_str(), "ok"])
+                    .inc();
+                tracing::info!(container = %name, image = %c.spec.name, elapsed_ms = t0.elapsed().as_millis() as u64, "container ready");
+            }
+        }
+    }
+
+    fn create_spec(&self, name: &str) -> Option<CreateSpec> {
+        let st = self.lock();
+        let c = st.containers.get(name)?;
+        if c.phase() != Phase::Queued {
+            return None;
+        }
+        let spec = &c.spec;
+        let labels = ManagedLabels {
+            instance: self.opts.instance.clone(),
+            image: spec.name.clone(),
+            spec_hash: c.spec_hash.clone(),
+        }
+        .to_labels();
+        Some(CreateSpec {
+            name: name.to_string(),
+            image_id: spec.image_id.clone(),
+            image_name: spec.name.clone(),
+            labels,
+            network: self.opts.network.clone(),
+            stop_signal: spec.stop_signal.clone(),
+            stop_grace: spec.stop_grace,
+            limits: spec.limits,
+            interactive: spec.method == Some(ConnectionMethod::Attach),
+        })
+    }
+
+    /// Creates and starts, retrying; returns the container id or the last error.
+    async fn create_and_start(&self, name: &str, create: &CreateSpec) -> Result<String, StopReason> {
+        let attempts = self.opts.tuning.launch_attempts.max(1);
+        let mut last: Option<RuntimeError> = None;
+        for attempt in 1..=attempts {
+            if attempt > 1 {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.opts.tuning.launch_retry_delay) => {}
+                    _ = self.shutdown.cancelled() => break,
+                }
+            }
+            if !self.set_phase_if_live(name, Phase::Creating(attempt)) {
+                return Err(StopReason::LaunchFailed("stopped while launching".into()));
+            }
+            let t = Instant::now();
+            let id = match self.runtime.create(create).await {
+                Ok(id) => id,
+                Err(e) => {
+                    self.runtime_error("create", &e);
+                    // A create whose answer was lost leaves a container under our name.
+                    if e.said.contains("already in use") || e.said.contains("Conflict") {
+                        let _ = self.runtime.remove(name).await;
+                    }
+                    last = Some(e);
+                    continue;
+                }
+            };
+            self.observe("create", t.elapsed());
+            {
+                let mut st = self.lock();
+                if let Some(c) = st.containers.get_mut(name) {
+                    c.id = Some(id.clone());
+                }
+            }
+            if !self.set_phase_if_live(name, Phase::Starting) {
+                let _ = self.runtime.remove(&id).await;
+                return Err(StopReason::LaunchFailed("stopped while launching".into()));
+            }
+            let t = Instant::now();
+            match self.runtime.start(&id).await {
+                Ok(()) => {
+                    self.observe("start", t.elapsed());
+                    return Ok(id);
+                }
+                Err(e) => {
+                    self.runtime_error("start", &e);
+                    // Half-created: remove it so nothing is leaked, then try afresh.
+                    if let Err(e) = self.runtime.remove(&id).await {
+                        self.runtime_error("remove", &e);
+                    }
+                    let mut st = self.lock();
+                    if let Some(c) = st.containers.get_mut(name) {
+                        c.id = None;
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        let why = last.map_or_else(|| "shutting down".to_string(), |e| e.to_string());
+        Err(StopReason::LaunchFailed(format!("{why} (after {attempts} attempts)")))
+    }
+
+    async fn wait_ready(&self, name: &str, id: &str) -> Result<(), StopReason> {
+        if !self.set_phase_if_live(name, Phase::WaitingReady) {
+            return Err(StopReason::LaunchFailed("stopped while launching".into()));
+        }
+        let (check, port) = {
+            let st = self.lock();
+            let Some(c) = st.containers.get(name) else {
+                return Err(StopReason::LaunchFailed("forgotten while launching".into()));
+            };
+            (c.spec.ready.clone(), c.spec.port)
+        };
+        let info = self.runtime.inspect(id).await.map_err(|e| {
+            self.runtime_error("inspect", &e);
+            StopReason::LaunchFailed(e.to_string())
+        })?;
+        if !info.running {
+            return Err(StopReason::Died(info.exit_code));
+        }
+        {
+            let mut st = self.lock();
+            if let Some(c) = st.containers.get_mut(name) {
+                c.address = info.address;
+            }
+        }
+        if check == ReadyCheck::None {
+            return Ok(());
+        }
+        let Some(addr) = info.address else {
+            return Err(StopReason::LaunchFailed(format!(
+                "the container has no address on network `{}`, so `orca.ready = {check}` cannot be checked",
+                self.opts.network
+            )));
+        };
+        let timeout = self.opts.tuning.ready_timeout;
+        let deadline = Instant::now() + timeout;
+        let mut pause = PROBE_FIRST_PAUSE;
+        loop {
+            if self.runtime.probe(addr, port, &check).await {
+                return Ok(());
+            }
+            if !self.is_phase(name, &Phase::WaitingReady) {
+                return Err(StopReason::LaunchFailed("stopped while launching".into()));
+            }
+            if Instant::now() >= deadline {
+                return Err(StopReason::NotReady(timeout));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = self.shutdown.cancelled() => return Err(StopReason::LaunchFailed("shutting down".into())),
+            }
+            pause = (pause * 2).min(PROBE_MAX_PAUSE);
+        }
+    }
+
+    /// A launch that will not succeed: users are told why, the container is removed.
+    fn launch_failed(self: &Arc<Self>, name: &str, id: Option<String>, reason: StopReason) {
+        let mut effects = Effects::default();
+        {
+            let mut st = self.lock();
+            let Some(c) = st.containers.get(name) else {
+                return;
+            };
+            // Stopped on purpose meanwhile (shutdown cleanup, death): the stop path owns it.
+            if matches!(c.phase(), Phase::Stopping(_) | Phase::Gone(_)) {
+                if let Some(id) = id.or_else(|| c.id.clone()) {
+                    effects.remove.push(id);
+                }
+                drop(st);
+                self.run(effects);
+                return;
+            }
+            if self.shutdown.is_cancelled() {
+                // Leave it for the next start to adopt or remove.
+                return;
+            }
+            let image = c.spec.name.clone();
+            tracing::warn!(container = %name, %image, %reason, "container launch failed");
+            self.metrics
+                .starts
+                .with_label_values(&[image.as_str(), "failed"])
+                .inc();
+            if let Some(id) = id.or_else(|| c.id.clone()) {
+                effects.remove.push(id);
+            }
+            self.forget(&mut st, name, reason);
+            effects.persist = true;
+        }
+        self.run(effects);
+    }
+
+    fn set_phase_if_live(&self, name: &str, phase: Phase) -> bool {
+        let st = self.lock();
+        match st.containers.get(name) {
+            Some(c) if c.is_live() => {
+                c.set_phase(phase);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn is_phase(&self, name: &str, phase: &Phase) -> bool {
+        let st = self.lock();
+        st.containers
+            .get(name)
+            .is_some_and(|c| &c.phase() == phase)
+    }
+
+    fn observe(&self, phase: &str, d: Duration) {
+        self.metrics
+            .start_duration
+            .with_label_values(&[phase])
+            .observe(d.as_secs_f64());
+    }
+}
