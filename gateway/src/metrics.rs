@@ -138,3 +138,33 @@ impl Default for Metrics {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_documented_in_docs_metrics_md() {
+        let doc = include_str!("../../docs/metrics.md");
+        let m = Metrics::new();
+        // Touch every vector so that it is rendered.
+        m.containers.with_label_values(&["x", "ready"]).set(1);
+        m.users.with_label_values(&["x"]).set(1);
+        m.starts.with_label_values(&["x", "ok"]).inc();
+        m.start_duration.with_label_values(&["total"]).observe(1.0);
+        m.stops.with_label_values(&["x", "linger"]).inc();
+        m.kicks.with_label_values(&["x", "inactive"]).inc();
+        m.images.with_label_values(&["ok"]).set(1);
+        m.image_label_errors.with_label_values(&["x"]).set(1);
+        m.runtime_errors.with_label_values(&["create"]).inc();
+        m.state_write_errors.with_label_values::<&str>(&[]).inc();
+        let families: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        assert_eq!(families.len(), 10);
+        for name in &families {
+            assert!(doc.contains(&format!("| `{name}` |")), "{name} is missing from docs/metrics.md");
+        }
+        let documented = doc.lines().filter(|l| l.starts_with("| `orca_")).count();
+        assert_eq!(documented, families.len(), "docs/metrics.md lists families the code does not have");
+        assert!(m.render().contains("orca_container_stops_total{image=\"x\",reason=\"linger\"} 1"));
+    }
+}

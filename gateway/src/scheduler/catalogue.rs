@@ -117,16 +117,12 @@ impl Catalogue {
 fn build(images: &[ImageInfo]) -> Table {
     let mut groups: BTreeMap<String, Vec<(i64, CatalogueRow)>> = BTreeMap::new();
     for image in images {
-        let refs: Vec<&str> = if image.repo_tags.is_empty() {
-            vec![""]
-        } else {
-            image
-                .repo_tags
-                .iter()
-                .map(String::as_str)
-                .filter(|t| *t != "<none>:<none>")
-                .collect()
-        };
+        // Untagged (dangling) images are what a rebuild leaves behind: never offered.
+        let refs = image
+            .repo_tags
+            .iter()
+            .map(String::as_str)
+            .filter(|t| !t.is_empty() && *t != "<none>:<none>");
         for reference in refs {
             let spec = parse_labels(&image.id, reference, &image.labels).map(Arc::new);
             let name = match &spec {
@@ -138,11 +134,7 @@ fn build(images: &[ImageInfo]) -> Table {
             if group.iter().any(|(_, r)| r.image_id == image.id) {
                 continue;
             }
-            let reference = if reference.is_empty() {
-                short_id(&image.id)
-            } else {
-                reference.to_string()
-            };
+            let reference = reference.to_string();
             let row = CatalogueRow {
                 name,
                 reference,

@@ -209,11 +209,13 @@ impl Inner {
             let Some(c) = st.containers.get(name) else {
                 return;
             };
-            // Stopped on purpose meanwhile (shutdown cleanup, death): the stop path owns it.
-            if matches!(c.phase(), Phase::Stopping(_) | Phase::Gone(_)) {
+            // Stopped on purpose meanwhile (shutdown cleanup): finish that stop here, since
+            // the stop task had no container id to act on.
+            if let Phase::Stopping(stop) = c.phase() {
                 if let Some(id) = id.or_else(|| c.id.clone()) {
                     effects.remove.push(id);
                 }
+                self.forget(&mut st, name, stop);
                 drop(st);
                 self.run(effects);
                 return;
