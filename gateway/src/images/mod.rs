@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-pub use labels::{LABEL_PREFIX, parse_labels};
+pub use labels::{LABEL_PREFIX, label_table, parse_labels, repo_name};
 
 /// Everything Orca needs to know about one image, from its labels and per-kind defaults.
 #[derive(Debug, Clone, PartialEq)]

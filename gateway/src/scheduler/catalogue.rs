@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::images::{ImageSpec, LabelError, parse_labels};
+use crate::images::{ImageSpec, LabelError, parse_labels, repo_name};
 use crate::metrics::Metrics;
 use crate::runtime::ImageInfo;
 
@@ -167,23 +167,10 @@ fn build(images: &[ImageInfo]) -> Table {
 
 /// A name for an image whose labels did not parse, so its errors can be shown and looked up.
 fn fallback_name(reference: &str, image: &ImageInfo) -> String {
-    if let Some(n) = image.labels.get("orca.name") {
-        return n.to_ascii_lowercase();
+    match image.labels.get("orca.name") {
+        Some(n) => n.to_ascii_lowercase(),
+        None => repo_name(reference),
     }
-    let repo = reference.rsplit_once(':').map_or(reference, |(r, tag)| {
-        if tag.contains('/') { reference } else { r }
-    });
-    let last = repo.rsplit('/').next().unwrap_or(repo);
-    if last.is_empty() {
-        short_id(&image.id)
-    } else {
-        last.to_ascii_lowercase()
-    }
-}
-
-fn short_id(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.chars().take(12).collect()
 }
 
 #[cfg(test)]
