@@ -63,7 +63,11 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, String> {
 pub fn check_config(path: &Path) -> (String, i32) {
     match Config::load(path) {
         Ok(config) => (
-            format!("# {} is valid; effective configuration:\n{}", path.display(), config.to_toml()),
+            format!(
+                "# {} is valid; effective configuration:\n{}",
+                path.display(),
+                config.to_toml()
+            ),
             0,
         ),
         Err(errors) => (errors.to_string(), 1),
@@ -72,10 +76,11 @@ pub fn check_config(path: &Path) -> (String, i32) {
 
 /// `orca images`: reads the engine's labelled images into a table.
 pub async fn images(config: &Config) -> (String, i32) {
-    let runtime = match DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await {
-        Ok(r) => r,
-        Err(e) => return (format!("error: {e}\n"), 1),
-    };
+    let runtime =
+        match DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await {
+            Ok(r) => r,
+            Err(e) => return (format!("error: {e}\n"), 1),
+        };
     match runtime.list_images().await {
         Ok(list) => {
             let catalogue = Catalogue::default();
@@ -94,15 +99,19 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
         return out;
     }
     let header = [
-        "NAME", "STATUS", "KIND", "IMAGE", "PORT", "USERS", "CONC", "LIFESPAN", "INACTIVE", "LINGER",
-        "METHOD", "READY", "PERSIST", "WARM",
+        "NAME", "STATUS", "KIND", "IMAGE", "PORT", "USERS", "CONC", "LIFESPAN", "INACTIVE",
+        "LINGER", "METHOD", "READY", "PERSIST", "WARM",
     ];
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let status = match (&r.spec, &r.shadowed_by) {
             (_, Some(by)) => format!("shadowed by {by}"),
             (Ok(_), None) => "ok".to_string(),
-            (Err(e), None) => format!("disabled ({} label error{})", e.len(), if e.len() == 1 { "" } else { "s" }),
+            (Err(e), None) => format!(
+                "disabled ({} label error{})",
+                e.len(),
+                if e.len() == 1 { "" } else { "s" }
+            ),
         };
         let mut row = vec![r.name.clone(), status];
         match &r.spec {
@@ -129,7 +138,13 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
         table.push(row);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| table.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     for row in &table {
         let line: Vec<String> = row
@@ -139,7 +154,10 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    let usable: Vec<&CatalogueRow> = rows.iter().filter(|r| r.spec.is_ok() && r.shadowed_by.is_none()).collect();
+    let usable: Vec<&CatalogueRow> = rows
+        .iter()
+        .filter(|r| r.spec.is_ok() && r.shadowed_by.is_none())
+        .collect();
     for r in usable {
         if let Ok(s) = &r.spec {
             if s.kinds.web {
@@ -149,7 +167,13 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
     }
     for r in rows {
         if let Err(errors) = &r.spec {
-            let _ = writeln!(out, "\n{} ({}, {}) is unavailable:", r.name, r.reference, short(&r.image_id));
+            let _ = writeln!(
+                out,
+                "\n{} ({}, {}) is unavailable:",
+                r.name,
+                r.reference,
+                short(&r.image_id)
+            );
             for e in errors {
                 let _ = writeln!(out, "  - {e}");
             }
@@ -173,4 +197,3 @@ fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
 }
-

@@ -74,7 +74,9 @@ impl Default for Clock {
 
 /// Seconds since the Unix epoch, for persisted and displayed timestamps.
 pub fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The wall-clock time for Unix seconds.
@@ -91,7 +93,10 @@ mod tests {
         let clock = Clock::new();
         let w0 = clock.wall();
         tokio::time::advance(Duration::from_secs(90)).await;
-        assert_eq!(clock.wall().duration_since(w0).unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            clock.wall().duration_since(w0).unwrap(),
+            Duration::from_secs(90)
+        );
         assert_eq!(clock.millis(), 90_000);
         let i = clock.instant_at(w0 + Duration::from_secs(30));
         assert_eq!(i, clock.instant_from_millis(30_000));

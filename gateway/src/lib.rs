@@ -26,8 +26,8 @@ pub mod images;
 pub mod metrics;
 pub mod units;
 
-pub mod scheduler;
 pub mod runtime;
+pub mod scheduler;
 
 pub mod cli;
 pub mod serve;

@@ -15,7 +15,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -33,7 +36,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(c) => cli::images(&c).await,
             Err(e) => (e, 1),
         },
-        Command::Serve { config, cleanup_on_exit } => {
+        Command::Serve {
+            config,
+            cleanup_on_exit,
+        } => {
             let config = match cli::load_config(config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -60,7 +66,10 @@ async fn run(command: Command) -> ExitCode {
 /// SIGTERM and SIGINT begin a graceful shutdown.
 async fn forward_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop orca with SIGKILL");
         return;
     };

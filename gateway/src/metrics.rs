@@ -66,7 +66,11 @@ impl Metrics {
             "Managed containers by image and lifecycle state.",
             &["image", "state"],
         );
-        let users = gauge("orca_users", "Users bound to a container, by image.", &["image"]);
+        let users = gauge(
+            "orca_users",
+            "Users bound to a container, by image.",
+            &["image"],
+        );
         let starts = counter(
             "orca_container_starts_total",
             "Container launches by image and result.",
@@ -82,7 +86,11 @@ impl Metrics {
             "Users removed from their container, by image and reason.",
             &["image", "reason"],
         );
-        let images = gauge("orca_images", "Images seen, by state (ok, error).", &["state"]);
+        let images = gauge(
+            "orca_images",
+            "Images seen, by state (ok, error).",
+            &["state"],
+        );
         let image_label_errors = gauge(
             "orca_image_label_errors",
             "Label errors of each image disabled by a bad label.",
@@ -158,13 +166,28 @@ mod tests {
         m.image_label_errors.with_label_values(&["x"]).set(1);
         m.runtime_errors.with_label_values(&["create"]).inc();
         m.state_write_errors.with_label_values::<&str>(&[]).inc();
-        let families: Vec<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let families: Vec<String> = m
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         assert_eq!(families.len(), 10);
         for name in &families {
-            assert!(doc.contains(&format!("| `{name}` |")), "{name} is missing from docs/metrics.md");
+            assert!(
+                doc.contains(&format!("| `{name}` |")),
+                "{name} is missing from docs/metrics.md"
+            );
         }
         let documented = doc.lines().filter(|l| l.starts_with("| `orca_")).count();
-        assert_eq!(documented, families.len(), "docs/metrics.md lists families the code does not have");
-        assert!(m.render().contains("orca_container_stops_total{image=\"x\",reason=\"linger\"} 1"));
+        assert_eq!(
+            documented,
+            families.len(),
+            "docs/metrics.md lists families the code does not have"
+        );
+        assert!(
+            m.render()
+                .contains("orca_container_stops_total{image=\"x\",reason=\"linger\"} 1")
+        );
     }
 }

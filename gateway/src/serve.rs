@@ -17,7 +17,9 @@ use crate::scheduler::{Options, Scheduler};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The state directory cannot be created.
-    #[error("cannot create the state directory `{path}`: {source}; create it or set `state_dir` to a writable directory")]
+    #[error(
+        "cannot create the state directory `{path}`: {source}; create it or set `state_dir` to a writable directory"
+    )]
     StateDir {
         /// The directory.
         path: String,
@@ -31,16 +33,25 @@ pub enum ServeError {
 
 /// Runs the gateway until `shutdown` is cancelled. Containers are left running for the next
 /// start unless `cleanup`.
-pub async fn run(config: Config, shutdown: CancellationToken, cleanup: bool) -> Result<(), ServeError> {
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    cleanup: bool,
+) -> Result<(), ServeError> {
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::StateDir {
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let runtime = DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
+    let runtime =
+        DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
     let metrics = Arc::new(Metrics::new());
-    let scheduler = Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
+    let scheduler =
+        Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
     let rows = scheduler.catalogue().rows();
-    let usable = rows.iter().filter(|r| r.spec.is_ok() && r.shadowed_by.is_none()).count();
+    let usable = rows
+        .iter()
+        .filter(|r| r.spec.is_ok() && r.shadowed_by.is_none())
+        .count();
     tracing::info!(
         images = usable,
         disabled = rows.iter().filter(|r| r.spec.is_err()).count(),

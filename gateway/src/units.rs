@@ -10,10 +10,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
     /// The value is not a duration.
-    #[error("`{0}` is not a duration: use a number with a unit such as `500ms`, `30s`, `15m`, `1h30m` or `2d`")]
+    #[error(
+        "`{0}` is not a duration: use a number with a unit such as `500ms`, `30s`, `15m`, `1h30m` or `2d`"
+    )]
     Duration(String),
     /// The value is not a byte size.
-    #[error("`{0}` is not a size: use a number of bytes or a number with `k`, `m`, `g` (such as `512m`, `2g`)")]
+    #[error(
+        "`{0}` is not a size: use a number of bytes or a number with `k`, `m`, `g` (such as `512m`, `2g`)"
+    )]
     Size(String),
 }
 

@@ -27,8 +27,14 @@ fn check_config_prints_the_effective_config_of_a_valid_file() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("domain = \"example.test\""), "{out}");
     assert!(out.contains("127.0.0.1:9443"), "{out}");
-    assert!(out.contains("1m30s"), "durations are shown in canonical form: {out}");
-    assert!(out.contains("127.0.0.1:2222"), "defaults are spelled out: {out}");
+    assert!(
+        out.contains("1m30s"),
+        "durations are shown in canonical form: {out}"
+    );
+    assert!(
+        out.contains("127.0.0.1:2222"),
+        "defaults are spelled out: {out}"
+    );
 }
 
 #[test]
@@ -43,16 +49,29 @@ fn check_config_names_every_bad_key_value_and_fix() {
     let (code, out, err) = orca(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(err.contains("bad.toml"), "names the file: {err}");
-    assert!(err.contains("https.listen") && err.contains("nowhere"), "{err}");
-    assert!(err.contains("scheduler.ready_timeout") && err.contains("soon"), "{err}");
-    assert!(err.contains("15m") || err.contains("30s"), "says what a duration looks like: {err}");
+    assert!(
+        err.contains("https.listen") && err.contains("nowhere"),
+        "{err}"
+    );
+    assert!(
+        err.contains("scheduler.ready_timeout") && err.contains("soon"),
+        "{err}"
+    );
+    assert!(
+        err.contains("15m") || err.contains("30s"),
+        "says what a duration looks like: {err}"
+    );
 }
 
 #[test]
 fn check_config_rejects_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("typo.toml");
-    std::fs::write(&file, "[https]\nlisten = \"127.0.0.1:1\"\ncertificate = \"x\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "[https]\nlisten = \"127.0.0.1:1\"\ncertificate = \"x\"\n",
+    )
+    .unwrap();
     let (code, _, err) = orca(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(err.contains("certificate"), "{err}");

@@ -1,1 +1,227 @@
-//! Shared harness for integration tests.
+//! Shared harness for Orca's integration tests against the real Docker engine.
+//!
+//! Test images live in `tests/images/<dir>/` and are built `FROM scratch` with Debian's static
+//! busybox (no registry is reachable); [`build_image`] copies the context and the busybox
+//! binary into a temporary directory and runs `docker build`, once per content and labels,
+//! serialised across test threads and test processes by a file lock.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+
+/// The static busybox from Debian's `busybox-static`.
+pub const BUSYBOX: &str = "/bin/busybox";
+/// Label carrying the hash of a test image's build context and labels.
+const HASH_LABEL: &str = "orca-test.context-hash";
+
+/// Runs the docker CLI; the error carries its stderr.
+pub fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .context("running the docker CLI; run scripts/setup to install it")?;
+    if !out.status.success() {
+        bail!(
+            "docker {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Ok when a Docker engine answers.
+pub fn docker_available() -> anyhow::Result<()> {
+    docker(&["info", "--format", "{{.ServerVersion}}"])
+        .map(|_| ())
+        .context("no Docker engine answers: run scripts/setup, which installs and starts dockerd")
+}
+
+/// A name unique to this process and call, usable as an image name, tag or instance.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_micros())
+        .unwrap_or(0);
+    format!("t{}-{prefix}-{n}-{t:x}", std::process::id()).to_ascii_lowercase()
+}
+
+/// Builds `tests/images/<dir>` as `tag` with extra labels; returns the image id. Skips the
+/// build when the tag already holds an image of the same context and labels.
+pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    docker_available()?;
+    let src = images_dir().join(dir);
+    let hash = context_hash(&src, extra_labels)?;
+    let _lock = BuildLock::acquire()?;
+    if let Ok(existing) = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        &format!("{{{{.Id}}}} {{{{index .Config.Labels \"{HASH_LABEL}\"}}}}"),
+        tag,
+    ]) {
+        let mut parts = existing.split_whitespace();
+        if let (Some(id), Some(h)) = (parts.next(), parts.next()) {
+            if h == hash {
+                return Ok(id.to_string());
+            }
+        }
+    }
+    let ctx = tempfile::tempdir().context("creating a build context directory")?;
+    copy_dir(&src, ctx.path())?;
+    std::fs::copy(BUSYBOX, ctx.path().join("busybox")).with_context(|| {
+        format!("copying {BUSYBOX}: install Debian's busybox-static (scripts/setup does)")
+    })?;
+    let mut args: Vec<String> = vec!["build".into(), "-q".into(), "-t".into(), tag.into()];
+    let hash_label = format!("{HASH_LABEL}={hash}");
+    for l in extra_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(std::iter::once(hash_label))
+    {
+        args.push("--label".into());
+        args.push(l);
+    }
+    args.push(ctx.path().display().to_string());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = docker(&argv)
+        .with_context(|| format!("building test image `{tag}` from {}", src.display()))?;
+    let id = out.trim().lines().last().unwrap_or_default().to_string();
+    if !id.starts_with("sha256:") {
+        bail!("docker build of `{tag}` printed no image id: {out}");
+    }
+    Ok(id)
+}
+
+/// Removes an image by tag (force).
+pub fn remove_image(tag: &str) -> anyhow::Result<()> {
+    docker(&["rmi", "-f", tag]).map(|_| ())
+}
+
+/// Ids of every container (running or not) carrying `label` (`key=value` or `key`).
+pub fn container_ids_with_label(label: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}"),
+    ])
+    .unwrap_or_default()
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+/// Removes every container carrying `label`.
+pub fn cleanup_containers(label: &str) {
+    for id in container_ids_with_label(label) {
+        let _ = docker(&["rm", "-f", "-v", &id]);
+    }
+}
+
+/// Polls `f` every 50 ms until it yields a value, or fails naming `what` after `deadline`.
+pub async fn wait_for<F, Fut, T>(what: &str, deadline: Duration, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if tokio::time::Instant::now() >= end {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn images_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("images")
+}
+
+/// A lock shared by every test process of this checkout, so builds never race.
+struct BuildLock(std::fs::File);
+
+impl BuildLock {
+    fn acquire() -> anyhow::Result<Self> {
+        let path = std::env::temp_dir().join("orca-test-image-build.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        f.lock().context("locking the image build lock")?;
+        Ok(Self(f))
+    }
+}
+
+impl Drop for BuildLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stable hash (FNV-1a) of every file in the context, the busybox binary's size, and the labels.
+fn context_hash(dir: &Path, labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files)?;
+    files.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    for (rel, path) in &files {
+        feed(rel.as_bytes());
+        feed(&std::fs::read(path)?);
+    }
+    let size = std::fs::metadata(BUSYBOX).map(|m| m.len()).unwrap_or(0);
+    feed(&size.to_le_bytes());
+    let mut l = String::new();
+    for (k, v) in labels {
+        let _ = write!(l, "{k}={v};");
+    }
+    feed(l.as_bytes());
+    Ok(format!("{h:016x}"))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect(root, &p, out)?;
+        } else {
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            out.push((rel, p));
+        }
+    }
+    Ok(())
+}

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use super::{
-    AdminConfig, Config, DockerConfig, HttpsConfig, PluginSource, ResolverConfig,
-    SchedulerConfig, SshConfig,
+    AdminConfig, Config, DockerConfig, HttpsConfig, PluginSource, ResolverConfig, SchedulerConfig,
+    SshConfig,
 };
 
 /// Images are served at `<image>.localhost`, which browsers and curl resolve to loopback.

@@ -156,7 +156,11 @@ pub(super) fn load(path: &Path) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates TOML text.
-pub(super) fn parse(text: &str, base_dir: &Path, source: Option<PathBuf>) -> Result<Config, ConfigErrors> {
+pub(super) fn parse(
+    text: &str,
+    base_dir: &Path,
+    source: Option<PathBuf>,
+) -> Result<Config, ConfigErrors> {
     let file: FileConfig = toml::from_str(text).map_err(|e| ConfigErrors {
         source: source.clone(),
         errors: vec![syntax_error(text, &e)],
@@ -224,7 +228,11 @@ impl Validator {
         match v.parse() {
             Ok(a) => a,
             Err(_) => {
-                self.err(key, &v, "not a socket address: use ip:port such as `127.0.0.1:8443` or `[::1]:8443`");
+                self.err(
+                    key,
+                    &v,
+                    "not a socket address: use ip:port such as `127.0.0.1:8443` or `[::1]:8443`",
+                );
                 default
             }
         }
@@ -245,12 +253,22 @@ impl Validator {
         }
     }
 
-    fn count<T: TryFrom<i64> + Copy>(&mut self, key: &str, value: Option<i64>, default: T, max: i64) -> T {
+    fn count<T: TryFrom<i64> + Copy>(
+        &mut self,
+        key: &str,
+        value: Option<i64>,
+        default: T,
+        max: i64,
+    ) -> T {
         let Some(n) = value else { return default };
         match T::try_from(n) {
             Ok(t) if (1..=max).contains(&n) => t,
             _ => {
-                self.err(key, &n.to_string(), format!("must be a whole number from 1 to {max}"));
+                self.err(
+                    key,
+                    &n.to_string(),
+                    format!("must be a whole number from 1 to {max}"),
+                );
                 default
             }
         }
@@ -276,7 +294,11 @@ impl Validator {
             }
             None => d.instance,
         };
-        let state_dir = self.path(f.state_dir.as_deref().unwrap_or(defaults::DEFAULT_STATE_DIR));
+        let state_dir = self.path(
+            f.state_dir
+                .as_deref()
+                .unwrap_or(defaults::DEFAULT_STATE_DIR),
+        );
         let https_file = f.https.unwrap_or_default();
         let tls = match (https_file.cert, https_file.key) {
             (Some(c), Some(k)) => Some(TlsFiles {
@@ -298,7 +320,11 @@ impl Validator {
             tls,
         };
         let http = f.http.map(|h| HttpConfig {
-            listen: self.addr("http.listen", h.listen, SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen: self.addr(
+                "http.listen",
+                h.listen,
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            ),
         });
         let ssh_file = f.ssh.unwrap_or_default();
         let ssh = SshConfig {
@@ -311,17 +337,28 @@ impl Validator {
                 .collect(),
         };
         let admin = AdminConfig {
-            listen: self.addr("admin.listen", f.admin.unwrap_or_default().listen, d.admin.listen),
+            listen: self.addr(
+                "admin.listen",
+                f.admin.unwrap_or_default().listen,
+                d.admin.listen,
+            ),
         };
         let docker_file = f.docker.unwrap_or_default();
         if let Some(h) = &docker_file.host {
-            if !["unix://", "tcp://", "http://", "https://"].iter().any(|p| h.starts_with(p)) {
+            if !["unix://", "tcp://", "http://", "https://"]
+                .iter()
+                .any(|p| h.starts_with(p))
+            {
                 self.err("docker.host", h, "use `unix:///path/to/docker.sock`, `tcp://host:port`, `http://…` or `https://…`");
             }
         }
         let network = docker_file.network.unwrap_or(d.docker.network);
         if network.trim().is_empty() {
-            self.err("docker.network", &network, "must name a Docker network such as `bridge`");
+            self.err(
+                "docker.network",
+                &network,
+                "must name a Docker network such as `bridge`",
+            );
         }
         let docker = DockerConfig {
             host: docker_file.host,
@@ -330,12 +367,39 @@ impl Validator {
         let s = f.scheduler.unwrap_or_default();
         let ds = defaults::scheduler();
         let scheduler = SchedulerConfig {
-            launch_parallelism: self.count("scheduler.launch_parallelism", s.launch_parallelism, ds.launch_parallelism, 1024),
-            launch_attempts: self.count("scheduler.launch_attempts", s.launch_attempts, ds.launch_attempts, 100),
-            launch_retry_delay: self.duration("scheduler.launch_retry_delay", s.launch_retry_delay, ds.launch_retry_delay),
-            ready_timeout: self.duration("scheduler.ready_timeout", s.ready_timeout, ds.ready_timeout),
-            max_containers: self.count("scheduler.max_containers", s.max_containers, ds.max_containers, 100_000),
-            restart_grace: self.duration("scheduler.restart_grace", s.restart_grace, ds.restart_grace),
+            launch_parallelism: self.count(
+                "scheduler.launch_parallelism",
+                s.launch_parallelism,
+                ds.launch_parallelism,
+                1024,
+            ),
+            launch_attempts: self.count(
+                "scheduler.launch_attempts",
+                s.launch_attempts,
+                ds.launch_attempts,
+                100,
+            ),
+            launch_retry_delay: self.duration(
+                "scheduler.launch_retry_delay",
+                s.launch_retry_delay,
+                ds.launch_retry_delay,
+            ),
+            ready_timeout: self.duration(
+                "scheduler.ready_timeout",
+                s.ready_timeout,
+                ds.ready_timeout,
+            ),
+            max_containers: self.count(
+                "scheduler.max_containers",
+                s.max_containers,
+                ds.max_containers,
+                100_000,
+            ),
+            restart_grace: self.duration(
+                "scheduler.restart_grace",
+                s.restart_grace,
+                ds.restart_grace,
+            ),
         };
         let resolvers = match f.resolver {
             Some(list) => list
@@ -357,7 +421,11 @@ impl Validator {
         let mut seen = std::collections::BTreeSet::new();
         for (i, r) in resolvers.iter().enumerate() {
             if !seen.insert(r.name.clone()) {
-                self.err(&format!("resolver[{i}].name"), &r.name, "is used by an earlier resolver: names must be unique");
+                self.err(
+                    &format!("resolver[{i}].name"),
+                    &r.name,
+                    "is used by an earlier resolver: names must be unique",
+                );
             }
         }
         Config {
@@ -379,18 +447,33 @@ impl Validator {
         let key = |k: &str| format!("resolver[{i}].{k}");
         let name = r.name.unwrap_or_default();
         if name.trim().is_empty() {
-            self.err(&key("name"), &name, "required: a short unique name used in logs and metrics");
+            self.err(
+                &key("name"),
+                &name,
+                "required: a short unique name used in logs and metrics",
+            );
         }
         let plugin = match r.plugin {
             Some(p) => match p.strip_prefix("bundled:") {
                 Some(b) if BUNDLED.contains(&b) => PluginSource::Bundled(b.to_string()),
                 Some(_) => {
-                    self.err(&key("plugin"), &p, format!("unknown bundled resolver: use one of `bundled:{}`", BUNDLED.join("`, `bundled:")));
+                    self.err(
+                        &key("plugin"),
+                        &p,
+                        format!(
+                            "unknown bundled resolver: use one of `bundled:{}`",
+                            BUNDLED.join("`, `bundled:")
+                        ),
+                    );
                     PluginSource::Bundled(String::new())
                 }
                 None if p.ends_with(".wasm") => PluginSource::Path(self.path(&p)),
                 None => {
-                    self.err(&key("plugin"), &p, "use a path to a `.wasm` component or `bundled:<name>`");
+                    self.err(
+                        &key("plugin"),
+                        &p,
+                        "use a path to a `.wasm` component or `bundled:<name>`",
+                    );
                     PluginSource::Path(PathBuf::from(p))
                 }
             },
@@ -407,7 +490,11 @@ impl Validator {
                 toml::Value::Float(x) => x.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
                 other => {
-                    self.err(&format!("resolver[{i}].config.{k}"), &other.to_string(), "plugin settings must be strings, numbers or booleans");
+                    self.err(
+                        &format!("resolver[{i}].config.{k}"),
+                        &other.to_string(),
+                        "plugin settings must be strings, numbers or booleans",
+                    );
                     continue;
                 }
             };
@@ -415,16 +502,26 @@ impl Validator {
         }
         let connect = r.connect.unwrap_or_default();
         for c in &connect {
-            let ok = c.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            let ok = c
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
             if !ok {
-                self.err(&key("connect"), c, "each entry is `host:port`, such as `127.0.0.1:389` or `ldap.example.org:636`");
+                self.err(
+                    &key("connect"),
+                    c,
+                    "each entry is `host:port`, such as `127.0.0.1:389` or `ldap.example.org:636`",
+                );
             }
         }
         let memory_mb = match r.memory_mb {
             None => DEFAULT_RESOLVER_MEMORY_MB,
             Some(m) if (1..=4096).contains(&m) => m as u32,
             Some(m) => {
-                self.err(&key("memory_mb"), &m.to_string(), "must be from 1 to 4096 (MiB)");
+                self.err(
+                    &key("memory_mb"),
+                    &m.to_string(),
+                    "must be from 1 to 4096 (MiB)",
+                );
                 DEFAULT_RESOLVER_MEMORY_MB
             }
         };
@@ -446,7 +543,8 @@ fn is_domain(s: &str) -> bool {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -457,7 +555,8 @@ fn is_instance(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
 }
 
 fn q(s: &str) -> String {
@@ -479,7 +578,9 @@ pub(super) fn render(c: &Config) -> String {
         Some(t) => {
             let _ = writeln!(o, "cert = {}\nkey = {}", qp(&t.cert), qp(&t.key));
         }
-        None => o.push_str("# cert and key unset: a self-signed certificate is generated into state_dir\n"),
+        None => o.push_str(
+            "# cert and key unset: a self-signed certificate is generated into state_dir\n",
+        ),
     }
     match &c.http {
         Some(h) => {
@@ -488,7 +589,12 @@ pub(super) fn render(c: &Config) -> String {
         None => o.push_str("\n# [http] unset: no plain listener\n"),
     }
     let keys: Vec<String> = c.ssh.host_keys.iter().map(|p| qp(p)).collect();
-    let _ = writeln!(o, "\n[ssh]\nlisten = {}\nhost_keys = [{}]", q(&c.ssh.listen.to_string()), keys.join(", "));
+    let _ = writeln!(
+        o,
+        "\n[ssh]\nlisten = {}\nhost_keys = [{}]",
+        q(&c.ssh.listen.to_string()),
+        keys.join(", ")
+    );
     let _ = writeln!(o, "\n[admin]\nlisten = {}", q(&c.admin.listen.to_string()));
     o.push_str("\n[docker]\n");
     match &c.docker.host {
@@ -514,15 +620,29 @@ pub(super) fn render(c: &Config) -> String {
             PluginSource::Bundled(b) => format!("bundled:{b}"),
             PluginSource::Path(p) => p.display().to_string(),
         };
-        let _ = writeln!(o, "\n[[resolver]]\nname = {}\nplugin = {}", q(&r.name), q(&plugin));
-        let cfg: Vec<String> = r.config.iter().map(|(k, v)| format!("{} = {}", q(k), q(v))).collect();
+        let _ = writeln!(
+            o,
+            "\n[[resolver]]\nname = {}\nplugin = {}",
+            q(&r.name),
+            q(&plugin)
+        );
+        let cfg: Vec<String> = r
+            .config
+            .iter()
+            .map(|(k, v)| format!("{} = {}", q(k), q(v)))
+            .collect();
         let _ = writeln!(o, "config = {{ {} }}", cfg.join(", "));
         let connect: Vec<String> = r.connect.iter().map(|c| q(c)).collect();
         let _ = writeln!(o, "connect = [{}]", connect.join(", "));
         if let Some(f) = &r.files {
             let _ = writeln!(o, "files = {}", qp(f));
         }
-        let _ = writeln!(o, "timeout = {}\nmemory_mb = {}", q(&format_duration(r.timeout)), r.memory_mb);
+        let _ = writeln!(
+            o,
+            "timeout = {}\nmemory_mb = {}",
+            q(&format_duration(r.timeout)),
+            r.memory_mb
+        );
     }
     o
 }
@@ -575,11 +695,20 @@ memory_mb = 32
 "#;
 
     fn parse_at(text: &str) -> Result<Config, ConfigErrors> {
-        parse(text, Path::new("/etc/orca"), Some(PathBuf::from("/etc/orca/orca.toml")))
+        parse(
+            text,
+            Path::new("/etc/orca"),
+            Some(PathBuf::from("/etc/orca/orca.toml")),
+        )
     }
 
     fn keys(text: &str) -> Vec<String> {
-        parse_at(text).unwrap_err().errors.into_iter().map(|e| e.key).collect()
+        parse_at(text)
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| e.key)
+            .collect()
     }
 
     #[test]
@@ -592,14 +721,30 @@ memory_mb = 32
         assert_eq!(c.state_dir, PathBuf::from(".orca"));
         assert_eq!(c.docker.host, None);
         assert!(c.https.tls.is_none() && c.http.is_none());
-        assert_eq!(c.resolvers[0].plugin, PluginSource::Bundled("cookie".into()));
-        assert_eq!(c.resolvers[0].config.get("anonymous").map(String::as_str), Some("true"));
-        assert_eq!(c.resolvers[1].plugin, PluginSource::Bundled("ssh-key".into()));
+        assert_eq!(
+            c.resolvers[0].plugin,
+            PluginSource::Bundled("cookie".into())
+        );
+        assert_eq!(
+            c.resolvers[0].config.get("anonymous").map(String::as_str),
+            Some("true")
+        );
+        assert_eq!(
+            c.resolvers[1].plugin,
+            PluginSource::Bundled("ssh-key".into())
+        );
         assert_eq!(c.resolvers[1].files, Some(PathBuf::from(".orca/keys")));
         assert_eq!(parse("", Path::new("."), None).unwrap(), c);
         let in_srv = parse("", Path::new("/srv"), None).unwrap();
-        assert_eq!(in_srv.state_dir, PathBuf::from("/srv/.orca"), "relative to the file's directory");
-        assert_eq!(in_srv.resolvers[1].files, Some(PathBuf::from("/srv/.orca/keys")));
+        assert_eq!(
+            in_srv.state_dir,
+            PathBuf::from("/srv/.orca"),
+            "relative to the file's directory"
+        );
+        assert_eq!(
+            in_srv.resolvers[1].files,
+            Some(PathBuf::from("/srv/.orca/keys"))
+        );
     }
 
     #[test]
@@ -611,12 +756,18 @@ memory_mb = 32
         let tls = c.https.tls.clone().unwrap();
         assert_eq!(tls.cert, PathBuf::from("/etc/orca/tls.crt"));
         assert_eq!(c.http.as_ref().unwrap().listen.port(), 80);
-        assert_eq!(c.ssh.host_keys, vec![PathBuf::from("/etc/orca/ssh_host_ed25519_key")]);
+        assert_eq!(
+            c.ssh.host_keys,
+            vec![PathBuf::from("/etc/orca/ssh_host_ed25519_key")]
+        );
         assert_eq!(c.docker.network, "orca");
         assert_eq!(c.scheduler.launch_retry_delay, Duration::from_millis(250));
         assert_eq!(c.scheduler.ready_timeout, Duration::from_secs(120));
         let r = &c.resolvers[0];
-        assert_eq!(r.plugin, PluginSource::Path(PathBuf::from("/etc/orca/plugins/cookie.wasm")));
+        assert_eq!(
+            r.plugin,
+            PluginSource::Path(PathBuf::from("/etc/orca/plugins/cookie.wasm"))
+        );
         assert_eq!(r.config.get("anonymous").map(String::as_str), Some("true"));
         assert_eq!(r.config.get("max").map(String::as_str), Some("3"));
         assert_eq!(r.files, Some(PathBuf::from("/etc/orca/keys")));
@@ -661,25 +812,50 @@ plugin = "thing.so"
         let errs = parse_at(text).unwrap_err();
         let ks: Vec<&str> = errs.errors.iter().map(|e| e.key.as_str()).collect();
         for k in [
-            "domain", "instance", "https.listen", "https.cert", "docker.host", "docker.network",
-            "scheduler.launch_parallelism", "scheduler.ready_timeout", "scheduler.restart_grace",
-            "resolver[0].plugin", "resolver[0].config.nested", "resolver[0].connect",
-            "resolver[0].memory_mb", "resolver[0].timeout", "resolver[1].plugin", "resolver[1].name",
+            "domain",
+            "instance",
+            "https.listen",
+            "https.cert",
+            "docker.host",
+            "docker.network",
+            "scheduler.launch_parallelism",
+            "scheduler.ready_timeout",
+            "scheduler.restart_grace",
+            "resolver[0].plugin",
+            "resolver[0].config.nested",
+            "resolver[0].connect",
+            "resolver[0].memory_mb",
+            "resolver[0].timeout",
+            "resolver[1].plugin",
+            "resolver[1].name",
         ] {
             assert!(ks.contains(&k), "{k} missing from {ks:?}");
         }
         let shown = errs.to_string();
-        assert!(shown.starts_with("/etc/orca/orca.toml: 16 errors"), "{shown}");
-        assert!(shown.contains("key `https.listen` = `nowhere`: not a socket address"), "{shown}");
-        assert!(shown.contains("key `scheduler.ready_timeout` = `soon`"), "{shown}");
+        assert!(
+            shown.starts_with("/etc/orca/orca.toml: 16 errors"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("key `https.listen` = `nowhere`: not a socket address"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("key `scheduler.ready_timeout` = `soon`"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_rejected_with_their_position() {
-        let errs = parse_at("[https]\nlisten = \"127.0.0.1:1\"\ncertificate = \"x\"\n").unwrap_err();
+        let errs =
+            parse_at("[https]\nlisten = \"127.0.0.1:1\"\ncertificate = \"x\"\n").unwrap_err();
         let e = &errs.errors[0];
         assert!(e.key.starts_with("line 3"), "{e}");
-        assert!(e.reason.contains("certificate") && e.reason.contains("cert"), "{e}");
+        assert!(
+            e.reason.contains("certificate") && e.reason.contains("cert"),
+            "{e}"
+        );
         assert_eq!(keys("colour = 1\n")[0], "line 1, column 1");
     }
 

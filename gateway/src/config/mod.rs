@@ -153,7 +153,11 @@ impl Config {
     }
 
     /// Parses TOML text; relative paths are resolved against `base_dir`.
-    pub fn parse(text: &str, base_dir: &Path, source: Option<PathBuf>) -> Result<Self, ConfigErrors> {
+    pub fn parse(
+        text: &str,
+        base_dir: &Path,
+        source: Option<PathBuf>,
+    ) -> Result<Self, ConfigErrors> {
         file::parse(text, base_dir, source)
     }
 

@@ -34,25 +34,100 @@ const WARM: &str = "orca.pool.warm";
 
 /// Every label, its web and ssh defaults, and its meaning (for `orca labels` and the README).
 const TABLE: &[(&str, &str, &str, &str)] = &[
-    (KIND, "", "", "`web`, `ssh`, `tcp`, or a comma list (`web,ssh`); required"),
-    (NAME, "repo name", "repo name", "name used in the subdomain and the SSH menu"),
-    (PORT, "80", "", "TCP port inside the container (HTTP for web; target of `connect`)"),
-    (SESSION, "24h", "24h", "maximum container lifespan: then it takes no new users and stops when its users have left (`0`: none)"),
-    (INACTIVE, "15m", "15m", "a user inactive this long is kicked out of the container"),
-    (TOTAL, "-1", "1", "users served over the container's life (-1: unlimited)"),
+    (
+        KIND,
+        "",
+        "",
+        "`web`, `ssh`, `tcp`, or a comma list (`web,ssh`); required",
+    ),
+    (
+        NAME,
+        "repo name",
+        "repo name",
+        "name used in the subdomain and the SSH menu",
+    ),
+    (
+        PORT,
+        "80",
+        "",
+        "TCP port inside the container (HTTP for web; target of `connect`)",
+    ),
+    (
+        SESSION,
+        "24h",
+        "24h",
+        "maximum container lifespan: then it takes no new users and stops when its users have left (`0`: none)",
+    ),
+    (
+        INACTIVE,
+        "15m",
+        "15m",
+        "a user inactive this long is kicked out of the container",
+    ),
+    (
+        TOTAL,
+        "-1",
+        "1",
+        "users served over the container's life (-1: unlimited)",
+    ),
     (CONCURRENT, "-1", "1", "users at once (-1: unlimited)"),
-    (METHOD, "", "attach", "`attach`, `exec` (one docker exec per session) or `connect` (a TCP port)"),
-    (STOPSIGNAL, "", "", "signal used to stop the container (`SIGINT`, `TERM`, `15`)"),
-    (PERSIST, "true", "false", "whether a user's last disconnect keeps them in the container"),
-    (LINGER, "30s", "30s", "how long an empty container waits for a new user before stopping"),
-    (STOP, "10s", "10s", "grace between the stop signal and the kill"),
-    (EXEC, "", "/bin/sh", "command run by the `exec` method (JSON array or words)"),
-    (READY, "tcp", "none", "what ready means before traffic is sent: `tcp`, `http:/path`, `none`"),
+    (
+        METHOD,
+        "",
+        "attach",
+        "`attach`, `exec` (one docker exec per session) or `connect` (a TCP port)",
+    ),
+    (
+        STOPSIGNAL,
+        "",
+        "",
+        "signal used to stop the container (`SIGINT`, `TERM`, `15`)",
+    ),
+    (
+        PERSIST,
+        "true",
+        "false",
+        "whether a user's last disconnect keeps them in the container",
+    ),
+    (
+        LINGER,
+        "30s",
+        "30s",
+        "how long an empty container waits for a new user before stopping",
+    ),
+    (
+        STOP,
+        "10s",
+        "10s",
+        "grace between the stop signal and the kill",
+    ),
+    (
+        EXEC,
+        "",
+        "/bin/sh",
+        "command run by the `exec` method (JSON array or words)",
+    ),
+    (
+        READY,
+        "tcp",
+        "none",
+        "what ready means before traffic is sent: `tcp`, `http:/path`, `none`",
+    ),
     (MEMORY, "", "", "memory limit, such as `512m`"),
     (CPUS, "", "", "CPU limit, such as `0.5`"),
     (PIDS, "", "", "process limit"),
-    (GROUPS, "", "", "comma list of groups allowed to use the image (empty: everyone)"),
-    (WARM, "0", "0", "containers kept started and unassigned, ready for new users"),
+    (
+        GROUPS,
+        "",
+        "",
+        "comma list of groups allowed to use the image (empty: everyone)",
+    ),
+    (
+        WARM,
+        "0",
+        "0",
+        "containers kept started and unassigned, ready for new users",
+    ),
 ];
 
 /// Every label with its web default, ssh default and meaning.
@@ -177,7 +252,10 @@ impl Parser<'_> {
 
     fn kinds(&mut self) -> Kinds {
         let Some(v) = self.get(KIND) else {
-            self.error(KIND, "required: set it to `web`, `ssh`, `tcp` or a comma list such as `web,ssh`");
+            self.error(
+                KIND,
+                "required: set it to `web`, `ssh`, `tcp` or a comma list such as `web,ssh`",
+            );
             return Kinds::default();
         };
         let mut kinds = Kinds::default();
@@ -191,9 +269,18 @@ impl Parser<'_> {
             }
         }
         if !bad.is_empty() {
-            self.error(KIND, format!("unknown kind `{}`: use `web`, `ssh`, `tcp` or a comma list of them", bad.join("`, `")));
+            self.error(
+                KIND,
+                format!(
+                    "unknown kind `{}`: use `web`, `ssh`, `tcp` or a comma list of them",
+                    bad.join("`, `")
+                ),
+            );
         } else if kinds == Kinds::default() {
-            self.error(KIND, "empty: use `web`, `ssh`, `tcp` or a comma list of them");
+            self.error(
+                KIND,
+                "empty: use `web`, `ssh`, `tcp` or a comma list of them",
+            );
         }
         kinds
     }
@@ -204,11 +291,17 @@ impl Parser<'_> {
             None => (repo_name(reference), false),
         };
         if name.is_empty() {
-            self.error(NAME, "the image has no tag to take a name from: tag the image or set `orca.name`");
+            self.error(
+                NAME,
+                "the image has no tag to take a name from: tag the image or set `orca.name`",
+            );
             return None;
         }
         if explicit && name.chars().any(|c| c.is_ascii_uppercase()) {
-            self.error(NAME, "use lowercase: the name is a DNS label (`<name>.<domain>`)");
+            self.error(
+                NAME,
+                "use lowercase: the name is a DNS label (`<name>.<domain>`)",
+            );
             return None;
         }
         if !is_dns_label(&name) {
@@ -292,7 +385,9 @@ impl Parser<'_> {
     }
 
     fn duration(&mut self, key: &str, default: Duration, zero_ok: bool) -> Duration {
-        let Some(v) = self.get(key) else { return default };
+        let Some(v) = self.get(key) else {
+            return default;
+        };
         match parse_duration(v) {
             Ok(d) if d.is_zero() && !zero_ok => {
                 self.error(key, "must be longer than zero");
@@ -307,7 +402,9 @@ impl Parser<'_> {
     }
 
     fn user_limit(&mut self, key: &str, default: UserLimit) -> UserLimit {
-        let Some(v) = self.get(key) else { return default };
+        let Some(v) = self.get(key) else {
+            return default;
+        };
         match v.parse::<i64>() {
             Ok(-1) => UserLimit::Unlimited,
             Ok(n) if n >= 1 && n <= i64::from(u32::MAX) => UserLimit::AtMost(n as u32),
@@ -343,7 +440,9 @@ impl Parser<'_> {
     }
 
     fn boolean(&mut self, key: &str, default: bool) -> bool {
-        let Some(v) = self.get(key) else { return default };
+        let Some(v) = self.get(key) else {
+            return default;
+        };
         match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
@@ -360,7 +459,10 @@ impl Parser<'_> {
             match serde_json::from_str::<Vec<String>>(&v) {
                 Ok(a) => a,
                 Err(_) => {
-                    self.error(EXEC, "a JSON array must hold strings only, such as `[\"/bin/bash\", \"-l\"]`");
+                    self.error(
+                        EXEC,
+                        "a JSON array must hold strings only, such as `[\"/bin/bash\", \"-l\"]`",
+                    );
                     return None;
                 }
             }
@@ -368,14 +470,21 @@ impl Parser<'_> {
             v.split_whitespace().map(String::from).collect()
         };
         if argv.is_empty() || argv[0].is_empty() {
-            self.error(EXEC, "empty: give a command such as `/bin/bash -l` or `[\"/bin/bash\", \"-l\"]`");
+            self.error(
+                EXEC,
+                "empty: give a command such as `/bin/bash -l` or `[\"/bin/bash\", \"-l\"]`",
+            );
             return None;
         }
         Some(argv)
     }
 
     fn ready(&mut self, port: Option<u16>) -> ReadyCheck {
-        let default = if port.is_some() { ReadyCheck::Tcp } else { ReadyCheck::None };
+        let default = if port.is_some() {
+            ReadyCheck::Tcp
+        } else {
+            ReadyCheck::None
+        };
         let Some(v) = self.get(READY).map(str::to_string) else {
             return default;
         };
@@ -413,7 +522,10 @@ impl Parser<'_> {
                 Ok(c) if c.is_finite() && c > 0.0 && c <= 1024.0 => {
                     limits.nano_cpus = Some((c * 1e9).round() as u64)
                 }
-                _ => self.error(CPUS, "must be a positive number of CPUs such as `0.5` or `2` (at most 1024)"),
+                _ => self.error(
+                    CPUS,
+                    "must be a positive number of CPUs such as `0.5` or `2` (at most 1024)",
+                ),
             }
         }
         if let Some(v) = self.get(PIDS) {
@@ -436,7 +548,10 @@ impl Parser<'_> {
             .map(String::from)
             .collect();
         if groups.iter().any(|g| g.chars().any(char::is_whitespace)) {
-            self.error(GROUPS, "group names cannot contain spaces; separate groups with commas");
+            self.error(
+                GROUPS,
+                "group names cannot contain spaces; separate groups with commas",
+            );
         }
         groups
     }
@@ -457,7 +572,8 @@ fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -469,7 +585,11 @@ fn suggestion(key: &str) -> Option<&'static str> {
         .iter()
         .map(|(k, ..)| *k)
         .map(|k| {
-            let d = if k.to_ascii_lowercase() == lower { 0 } else { edit_distance(&lower, &k.to_ascii_lowercase()) };
+            let d = if k.to_ascii_lowercase() == lower {
+                0
+            } else {
+                edit_distance(&lower, &k.to_ascii_lowercase())
+            };
             (d, k)
         })
         .filter(|(d, _)| *d <= 3)
@@ -483,7 +603,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -496,7 +618,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn parse(pairs: &[(&str, &str)]) -> Result<ImageSpec, Vec<LabelError>> {
@@ -542,7 +667,11 @@ mod tests {
     fn mixed_and_tcp_kinds() {
         let s = parse(&[("orca.kind", "web, ssh")]).unwrap();
         assert!(s.kinds.web && s.kinds.ssh);
-        assert_eq!(s.method, Some(ConnectionMethod::Exec), "users must not share the main TTY");
+        assert_eq!(
+            s.method,
+            Some(ConnectionMethod::Exec),
+            "users must not share the main TTY"
+        );
         assert_eq!(s.users_concurrent, UserLimit::Unlimited);
         let t = parse(&[("orca.kind", "tcp"), ("orca.port", "5432")]).unwrap();
         assert_eq!(t.method, Some(ConnectionMethod::Connect));
@@ -593,11 +722,21 @@ mod tests {
         assert_eq!(s.limits.memory_bytes, Some(512 << 20));
         assert_eq!(s.limits.nano_cpus, Some(500_000_000));
         assert_eq!(s.limits.pids, Some(100));
-        assert_eq!(s.access_groups.iter().cloned().collect::<Vec<_>>(), vec!["staff", "students"]);
-        assert_eq!(s.pool_warm, 2);
-        assert_eq!(parse(&[("orca.kind", "ssh"), ("orca.timeout.session", "0")]).unwrap().lifespan, None);
         assert_eq!(
-            parse(&[("orca.kind", "ssh"), ("orca.exec.command", "bash -l")]).unwrap().exec_command,
+            s.access_groups.iter().cloned().collect::<Vec<_>>(),
+            vec!["staff", "students"]
+        );
+        assert_eq!(s.pool_warm, 2);
+        assert_eq!(
+            parse(&[("orca.kind", "ssh"), ("orca.timeout.session", "0")])
+                .unwrap()
+                .lifespan,
+            None
+        );
+        assert_eq!(
+            parse(&[("orca.kind", "ssh"), ("orca.exec.command", "bash -l")])
+                .unwrap()
+                .exec_command,
             Some(vec!["bash".into(), "-l".into()])
         );
     }
@@ -612,11 +751,27 @@ mod tests {
             ("orca.port", "http", "1 to 65535"),
             ("orca.timeout.session", "forever", "not a duration"),
             ("orca.timeout.inactive", "0", "longer than zero"),
-            ("orca.users.total", "0", "-1 (unlimited) or a positive integer"),
-            ("orca.users.concurrent", "-2", "-1 (unlimited) or a positive integer"),
-            ("orca.connection.method", "telnet", "`attach`, `exec` or `connect`"),
+            (
+                "orca.users.total",
+                "0",
+                "-1 (unlimited) or a positive integer",
+            ),
+            (
+                "orca.users.concurrent",
+                "-2",
+                "-1 (unlimited) or a positive integer",
+            ),
+            (
+                "orca.connection.method",
+                "telnet",
+                "`attach`, `exec` or `connect`",
+            ),
             ("orca.container.stopsignal", "SIGFOO", "unknown signal"),
-            ("orca.container.persistBetweenReconnects", "maybe", "`true` or `false`"),
+            (
+                "orca.container.persistBetweenReconnects",
+                "maybe",
+                "`true` or `false`",
+            ),
             ("orca.exec.command", "[1,2]", "strings only"),
             ("orca.ready", "http:healthz", "http:/path"),
             ("orca.limits.memory", "1k", "at least 6m"),
@@ -626,7 +781,11 @@ mod tests {
             ("orca.pool.warm", "1000", "0 to 100"),
         ];
         for (label, value, fix) in cases {
-            let kind = if label.starts_with("orca.connection") { "ssh" } else { "web" };
+            let kind = if label.starts_with("orca.connection") {
+                "ssh"
+            } else {
+                "web"
+            };
             let e = errors(&[("orca.kind", kind), (label, value)]);
             assert_eq!(e.len(), 1, "{label}={value}: {e:?}");
             assert_eq!(e[0].label, *label);
@@ -645,14 +804,26 @@ mod tests {
             ("orca.pool.warm", "-1"),
         ]);
         let labels: Vec<&str> = e.iter().map(|e| e.label.as_str()).collect();
-        assert_eq!(labels, vec!["orca.port", "orca.users.concurrent", "orca.pool.warm"], "{e:?}");
+        assert_eq!(
+            labels,
+            vec!["orca.port", "orca.users.concurrent", "orca.pool.warm"],
+            "{e:?}"
+        );
         assert_eq!(errors(&[]).first().unwrap().label, "orca.kind");
     }
 
     #[test]
     fn unknown_labels_get_a_did_you_mean() {
-        let e = errors(&[("orca.kind", "web"), ("orca.container.persistbetweenreconnects", "true")]);
-        assert!(e[0].reason.contains("did you mean `orca.container.persistBetweenReconnects`"), "{}", e[0]);
+        let e = errors(&[
+            ("orca.kind", "web"),
+            ("orca.container.persistbetweenreconnects", "true"),
+        ]);
+        assert!(
+            e[0].reason
+                .contains("did you mean `orca.container.persistBetweenReconnects`"),
+            "{}",
+            e[0]
+        );
         let e = errors(&[("orca.kind", "web"), ("orca.timout.session", "1h")]);
         assert!(e[0].reason.contains("`orca.timeout.session`"), "{}", e[0]);
         let e = errors(&[("orca.kind", "web"), ("orca.frobnicate", "1")]);
@@ -673,7 +844,11 @@ mod tests {
             assert_eq!(s.name, name);
         }
         let e = parse_labels("sha256:1", "", &labels(&[("orca.kind", "web")])).unwrap_err();
-        assert!(e[0].reason.contains("tag the image or set `orca.name`"), "{}", e[0]);
+        assert!(
+            e[0].reason.contains("tag the image or set `orca.name`"),
+            "{}",
+            e[0]
+        );
         let e = parse_labels("sha256:1", "my_app:1", &labels(&[("orca.kind", "web")])).unwrap_err();
         assert!(e[0].reason.contains("set `orca.name`"), "{}", e[0]);
     }

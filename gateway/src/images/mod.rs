@@ -192,6 +192,10 @@ pub struct LabelError {
 
 impl fmt::Display for LabelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "label `{}` = `{}`: {}", self.label, self.value, self.reason)
+        write!(
+            f,
+            "label `{}` = `{}`: {}",
+            self.label, self.value, self.reason
+        )
     }
 }

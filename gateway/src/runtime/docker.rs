@@ -97,7 +97,9 @@ impl DockerRuntime {
 impl Runtime for DockerRuntime {
     async fn list_images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
         let filters = HashMap::from([("label", vec!["orca.kind"])]);
-        let opts = ListImagesOptionsBuilder::default().filters(&filters).build();
+        let opts = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
         let images = self
             .docker
             .list_images(Some(opts))
@@ -120,11 +122,12 @@ impl Runtime for DockerRuntime {
             .all(true)
             .filters(&filters)
             .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| wrap(&format!("listing containers of gateway instance `{instance}`"), e))?;
+        let list = self.docker.list_containers(Some(opts)).await.map_err(|e| {
+            wrap(
+                &format!("listing containers of gateway instance `{instance}`"),
+                e,
+            )
+        })?;
         Ok(list
             .into_iter()
             .map(|c| {
@@ -174,7 +177,9 @@ impl Runtime for DockerRuntime {
             }),
             ..Default::default()
         };
-        let opts = CreateContainerOptionsBuilder::default().name(&spec.name).build();
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
         let created = self
             .docker
             .create_container(Some(opts), body)
@@ -199,7 +204,11 @@ impl Runtime for DockerRuntime {
         let state = c.state.unwrap_or_default();
         Ok(ContainerInfo {
             id: c.id.unwrap_or_default(),
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
             running: state.running.unwrap_or(false),
             state: state.status.map(|s| s.to_string()).unwrap_or_default(),
@@ -258,7 +267,9 @@ impl Runtime for DockerRuntime {
             ("type", vec!["container", "image"]),
             (
                 "event",
-                vec!["die", "destroy", "pull", "tag", "untag", "delete", "import", "load"],
+                vec![
+                    "die", "destroy", "pull", "tag", "untag", "delete", "import", "load",
+                ],
             ),
         ]);
         let opts = EventsOptionsBuilder::default().filters(&filters).build();
@@ -303,7 +314,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<Attached, RuntimeError> {
-        let doing = format!("running `{}` in container {}", exec.cmd.join(" "), short(id));
+        let doing = format!(
+            "running `{}` in container {}",
+            exec.cmd.join(" "),
+            short(id)
+        );
         let config = ExecConfig {
             attach_stdin: Some(true),
             attach_stdout: Some(true),
@@ -345,19 +360,43 @@ impl Runtime for DockerRuntime {
         })
     }
 
-    async fn resize(&self, id: &str, exec_id: Option<&str>, size: TtySize) -> Result<(), RuntimeError> {
+    async fn resize(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        size: TtySize,
+    ) -> Result<(), RuntimeError> {
         let (h, w) = (i32::from(size.rows), i32::from(size.cols));
         match exec_id {
             None => self
                 .docker
-                .resize_container_tty(id, ResizeContainerTTYOptionsBuilder::default().h(h).w(w).build())
+                .resize_container_tty(
+                    id,
+                    ResizeContainerTTYOptionsBuilder::default()
+                        .h(h)
+                        .w(w)
+                        .build(),
+                )
                 .await
-                .map_err(|e| wrap(&format!("resizing the terminal of container {}", short(id)), e)),
+                .map_err(|e| {
+                    wrap(
+                        &format!("resizing the terminal of container {}", short(id)),
+                        e,
+                    )
+                }),
             Some(exec) => self
                 .docker
                 .resize_exec(exec, ResizeExecOptionsBuilder::default().h(h).w(w).build())
                 .await
-                .map_err(|e| wrap(&format!("resizing the terminal of an exec in container {}", short(id)), e)),
+                .map_err(|e| {
+                    wrap(
+                        &format!(
+                            "resizing the terminal of an exec in container {}",
+                            short(id)
+                        ),
+                        e,
+                    )
+                }),
         }
     }
 
@@ -376,15 +415,19 @@ impl Runtime for DockerRuntime {
 }
 
 fn output_stream(
-    s: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    s: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
 ) -> super::OutputStream {
-    Box::pin(s.map_ok(|o| match o {
-        LogOutput::StdErr { message } => Output::Stderr(message),
-        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-            Output::Stdout(message)
-        }
-    })
-    .map_err(|e| wrap("reading container output", e)))
+    Box::pin(
+        s.map_ok(|o| match o {
+            LogOutput::StdErr { message } => Output::Stderr(message),
+            LogOutput::StdOut { message }
+            | LogOutput::Console { message }
+            | LogOutput::StdIn { message } => Output::Stdout(message),
+        })
+        .map_err(|e| wrap("reading container output", e)),
+    )
 }
 
 /// Maps a Docker event to the ones the scheduler reacts to.
@@ -418,7 +461,9 @@ pub(crate) async fn probe(addr: IpAddr, port: Option<u16>, check: &ReadyCheck) -
     let attempt = async {
         let mut s = TcpStream::connect(target).await.ok()?;
         let Some(path) = path else { return Some(true) };
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: orca-ready\r\nConnection: close\r\n\r\n");
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: orca-ready\r\nConnection: close\r\n\r\n"
+        );
         s.write_all(req.as_bytes()).await.ok()?;
         let mut buf = [0u8; 64];
         let mut n = 0;
@@ -471,7 +516,11 @@ fn short(id: &str) -> &str {
 fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let (date, rest) = s.split_once('T')?;
     let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (clock, offset_secs) = if let Some(c) = rest.strip_suffix('Z') {
         (c, 0)
     } else {
@@ -479,7 +528,10 @@ fn parse_rfc3339(s: &str) -> Option<SystemTime> {
         let (c, off) = rest.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (c, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            c,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     };
     let mut t = clock.split(':');
     let (hh, mm): (i64, i64) = (t.next()?.parse().ok()?, t.next()?.parse().ok()?);
@@ -508,8 +560,14 @@ mod tests {
     #[test]
     fn docker_timestamps_parse() {
         let t = parse_rfc3339("2026-11-24T22:40:09.5Z").unwrap();
-        assert_eq!(t.duration_since(SystemTime::UNIX_EPOCH).unwrap(), Duration::new(1_795_560_009, 500_000_000));
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00").unwrap(), SystemTime::UNIX_EPOCH);
+        assert_eq!(
+            t.duration_since(SystemTime::UNIX_EPOCH).unwrap(),
+            Duration::new(1_795_560_009, 500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("1970-01-01T01:00:00+01:00").unwrap(),
+            SystemTime::UNIX_EPOCH
+        );
         assert!(parse_rfc3339("yesterday").is_none());
     }
 
@@ -522,7 +580,10 @@ mod tests {
                 message: "No such image: sha256:abc\n".into(),
             },
         );
-        assert_eq!(e.to_string(), "creating container for image `shell` (sha256:abc): No such image: sha256:abc");
+        assert_eq!(
+            e.to_string(),
+            "creating container for image `shell` (sha256:abc): No such image: sha256:abc"
+        );
         assert!(e.not_found);
     }
 
@@ -558,7 +619,12 @@ mod tests {
         assert!(!probe(lo, Some(bad), &ReadyCheck::Http("/health".into())).await);
         assert!(probe(lo, None, &ReadyCheck::None).await);
         assert!(!probe(lo, None, &ReadyCheck::Tcp).await);
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         assert!(!probe(lo, Some(closed), &ReadyCheck::Tcp).await);
     }
 }

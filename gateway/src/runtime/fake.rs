@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{
-    Attached, ContainerInfo, CreateSpec, EventStream, ExecSpec, ImageInfo, ManagedLabels,
-    Runtime, RuntimeError, RuntimeEvent, TtySize,
+    Attached, ContainerInfo, CreateSpec, EventStream, ExecSpec, ImageInfo, ManagedLabels, Runtime,
+    RuntimeError, RuntimeEvent, TtySize,
 };
 use crate::images::ReadyCheck;
 
@@ -84,7 +84,12 @@ impl FakeRuntime {
     }
 
     /// Inserts a container as if another process had launched it.
-    pub(crate) fn insert_container(&self, name: &str, labels: HashMap<String, String>, running: bool) -> String {
+    pub(crate) fn insert_container(
+        &self,
+        name: &str,
+        labels: HashMap<String, String>,
+        running: bool,
+    ) -> String {
         let mut st = self.st();
         st.next += 1;
         let id = format!("c{:04}", st.next);
@@ -120,7 +125,10 @@ impl FakeRuntime {
     }
 
     pub(crate) fn running(&self) -> Vec<FakeContainer> {
-        self.containers().into_iter().filter(|c| c.running).collect()
+        self.containers()
+            .into_iter()
+            .filter(|c| c.running)
+            .collect()
     }
 
     pub(crate) fn fail_next_creates(&self, n: u32) {
@@ -156,7 +164,9 @@ impl FakeRuntime {
             running: c.running,
             state: if c.running { "running" } else { "exited" }.to_string(),
             exit_code: c.exit_code,
-            address: c.running.then_some(IpAddr::V4(Ipv4Addr::new(127, 0, 99, n))),
+            address: c
+                .running
+                .then_some(IpAddr::V4(Ipv4Addr::new(127, 0, 99, n))),
             created: c.created,
         }
     }
@@ -173,7 +183,9 @@ impl Runtime for FakeRuntime {
             .st()
             .containers
             .values()
-            .filter(|c| ManagedLabels::from_labels(&c.labels).is_some_and(|m| m.instance == instance))
+            .filter(|c| {
+                ManagedLabels::from_labels(&c.labels).is_some_and(|m| m.instance == instance)
+            })
             .map(Self::info)
             .collect())
     }
@@ -191,7 +203,10 @@ impl Runtime for FakeRuntime {
         }
         let mut st = self.st();
         st.in_flight -= 1;
-        let doing = format!("creating container for image `{}` ({})", spec.image_name, spec.image_id);
+        let doing = format!(
+            "creating container for image `{}` ({})",
+            spec.image_name, spec.image_id
+        );
         if st.fail_creates > 0 {
             st.fail_creates -= 1;
             return Err(RuntimeError::new(doing, "engine overloaded"));
@@ -200,7 +215,10 @@ impl Runtime for FakeRuntime {
             return Err(RuntimeError::new(doing, "no such image"));
         }
         if st.containers.values().any(|c| c.name == spec.name) {
-            return Err(RuntimeError::new(doing, "Conflict. The container name is already in use"));
+            return Err(RuntimeError::new(
+                doing,
+                "Conflict. The container name is already in use",
+            ));
         }
         st.next += 1;
         let id = format!("c{:04}", st.next);
@@ -223,22 +241,22 @@ impl Runtime for FakeRuntime {
         let mut st = self.st();
         if st.fail_starts > 0 {
             st.fail_starts -= 1;
-            return Err(RuntimeError::new(format!("starting container {id}"), "cannot start"));
+            return Err(RuntimeError::new(
+                format!("starting container {id}"),
+                "cannot start",
+            ));
         }
-        let c = st
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| RuntimeError::new(format!("starting container {id}"), "no such container"))?;
+        let c = st.containers.get_mut(id).ok_or_else(|| {
+            RuntimeError::new(format!("starting container {id}"), "no such container")
+        })?;
         c.running = true;
         Ok(())
     }
 
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
-        self.st()
-            .containers
-            .get(id)
-            .map(Self::info)
-            .ok_or_else(|| RuntimeError::new(format!("inspecting container {id}"), "no such container"))
+        self.st().containers.get(id).map(Self::info).ok_or_else(|| {
+            RuntimeError::new(format!("inspecting container {id}"), "no such container")
+        })
     }
 
     async fn stop(&self, id: &str, _grace: Duration) -> Result<(), RuntimeError> {
@@ -280,14 +298,25 @@ impl Runtime for FakeRuntime {
     }
 
     async fn attach(&self, id: &str) -> Result<Attached, RuntimeError> {
-        Err(RuntimeError::new(format!("attaching to {id}"), "the fake engine has no processes"))
+        Err(RuntimeError::new(
+            format!("attaching to {id}"),
+            "the fake engine has no processes",
+        ))
     }
 
     async fn exec(&self, id: &str, _exec: &ExecSpec) -> Result<Attached, RuntimeError> {
-        Err(RuntimeError::new(format!("exec in {id}"), "the fake engine has no processes"))
+        Err(RuntimeError::new(
+            format!("exec in {id}"),
+            "the fake engine has no processes",
+        ))
     }
 
-    async fn resize(&self, _id: &str, _exec_id: Option<&str>, _size: TtySize) -> Result<(), RuntimeError> {
+    async fn resize(
+        &self,
+        _id: &str,
+        _exec_id: Option<&str>,
+        _size: TtySize,
+    ) -> Result<(), RuntimeError> {
         Ok(())
     }
 

@@ -16,7 +16,10 @@ use crate::images::parse_labels;
 use crate::runtime::{ContainerInfo, ManagedLabels, RuntimeError};
 
 impl Inner {
-    pub(super) async fn resync(self: &Arc<Self>, persisted: Option<Persisted>) -> Result<(), RuntimeError> {
+    pub(super) async fn resync(
+        self: &Arc<Self>,
+        persisted: Option<Persisted>,
+    ) -> Result<(), RuntimeError> {
         let listed = self
             .runtime
             .list_managed(&self.opts.instance)
@@ -69,7 +72,8 @@ impl Inner {
             }
             let (spec, drain) = match self.catalogue.lookup(&labels.image) {
                 Lookup::Ready(spec) => {
-                    let drain = (spec.spec_hash() != labels.spec_hash).then_some(DrainReason::Outdated);
+                    let drain =
+                        (spec.spec_hash() != labels.spec_hash).then_some(DrainReason::Outdated);
                     (spec, drain)
                 }
                 // The image is gone: the container's own labels (inherited from its image)
@@ -78,12 +82,22 @@ impl Inner {
                     Ok(spec) => (Arc::new(spec), Some(DrainReason::ImageGone)),
                     Err(_) => {
                         effects.remove.push(info.id.clone());
-                        self.note_orphan(&mut st, info, &labels.image, "its image is gone and its labels cannot be read");
+                        self.note_orphan(
+                            &mut st,
+                            info,
+                            &labels.image,
+                            "its image is gone and its labels cannot be read",
+                        );
                         continue;
                     }
                 },
             };
-            let mut rec = ContainerRec::new(info.name.clone(), spec, Phase::Ready, self.clock.instant_at(info.created));
+            let mut rec = ContainerRec::new(
+                info.name.clone(),
+                spec,
+                Phase::Ready,
+                self.clock.instant_at(info.created),
+            );
             rec.id = Some(info.id.clone());
             rec.address = info.address;
             rec.spec_hash = labels.spec_hash.clone();
@@ -119,7 +133,12 @@ impl Inner {
             let served = c.served;
             let activity = Arc::new(Activity::new(self.clock));
             activity.set_last_active(self.clock.instant_at(from_unix_secs(b.last_active)));
-            let binding = st.bind(key, &b.container, activity, self.clock.instant_at(from_unix_secs(b.bound_at)));
+            let binding = st.bind(
+                key,
+                &b.container,
+                activity,
+                self.clock.instant_at(from_unix_secs(b.bound_at)),
+            );
             if !persist {
                 binding.grace_until = Some(now + grace);
             }
@@ -130,7 +149,11 @@ impl Inner {
             restored += 1;
         }
         if !adopted.is_empty() || restored > 0 {
-            tracing::info!(containers = adopted.len(), users = restored, "restored state");
+            tracing::info!(
+                containers = adopted.len(),
+                users = restored,
+                "restored state"
+            );
         }
         effects.persist = true;
         drop(st);
@@ -138,7 +161,13 @@ impl Inner {
         Ok(())
     }
 
-    fn note_orphan(&self, st: &mut super::state::State, info: &ContainerInfo, image: &str, why: &str) {
+    fn note_orphan(
+        &self,
+        st: &mut super::state::State,
+        info: &ContainerInfo,
+        image: &str,
+        why: &str,
+    ) {
         let reason = StopReason::Orphan(why.to_string());
         self.metrics
             .stops

@@ -196,7 +196,12 @@ mod tests {
         let rows = c.replace(
             &[
                 image("sha256:aaa", &["web:old"], 1, &[("orca.kind", "web")]),
-                image("sha256:bbb", &["web:new", "web:latest"], 2, &[("orca.kind", "web")]),
+                image(
+                    "sha256:bbb",
+                    &["web:new", "web:latest"],
+                    2,
+                    &[("orca.kind", "web")],
+                ),
             ],
             &m,
         );
@@ -239,7 +244,10 @@ mod tests {
     fn removed_images_disappear_on_refresh() {
         let c = Catalogue::default();
         let m = Metrics::new();
-        c.replace(&[image("sha256:a", &["web:1"], 1, &[("orca.kind", "web")])], &m);
+        c.replace(
+            &[image("sha256:a", &["web:1"], 1, &[("orca.kind", "web")])],
+            &m,
+        );
         assert!(matches!(c.lookup("web"), Lookup::Ready(_)));
         c.replace(&[], &m);
         assert!(matches!(c.lookup("web"), Lookup::Unknown));

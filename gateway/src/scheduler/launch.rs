@@ -86,7 +86,11 @@ impl Inner {
     }
 
     /// Creates and starts, retrying; returns the container id or the last error.
-    async fn create_and_start(&self, name: &str, create: &CreateSpec) -> Result<String, StopReason> {
+    async fn create_and_start(
+        &self,
+        name: &str,
+        create: &CreateSpec,
+    ) -> Result<String, StopReason> {
         let attempts = self.opts.tuning.launch_attempts.max(1);
         let mut last: Option<RuntimeError> = None;
         for attempt in 1..=attempts {
@@ -144,7 +148,9 @@ impl Inner {
             }
         }
         let why = last.map_or_else(|| "shutting down".to_string(), |e| e.to_string());
-        Err(StopReason::LaunchFailed(format!("{why} (after {attempts} attempts)")))
+        Err(StopReason::LaunchFailed(format!(
+            "{why} (after {attempts} attempts)"
+        )))
     }
 
     async fn wait_ready(&self, name: &str, id: &str) -> Result<(), StopReason> {
@@ -252,9 +258,7 @@ impl Inner {
 
     fn is_phase(&self, name: &str, phase: &Phase) -> bool {
         let st = self.lock();
-        st.containers
-            .get(name)
-            .is_some_and(|c| &c.phase() == phase)
+        st.containers.get(name).is_some_and(|c| &c.phase() == phase)
     }
 
     fn observe(&self, phase: &str, d: Duration) {

@@ -57,7 +57,8 @@ impl Activity {
 
     /// Marks the user active now.
     pub fn touch(&self) {
-        self.last_ms.fetch_max(self.clock.millis(), Ordering::Relaxed);
+        self.last_ms
+            .fetch_max(self.clock.millis(), Ordering::Relaxed);
     }
 
     /// Bytes to the container and to the client so far.
@@ -193,13 +194,18 @@ impl Placement {
                 }
             }
         }
-        let inner = self.guard.inner.upgrade().ok_or(ScheduleError::ShuttingDown)?;
-        let (id, address) = inner
-            .endpoint(&self.container)
-            .ok_or_else(|| ScheduleError::ContainerGone {
-                image: image.clone(),
-                reason: self.kick.reason(),
-            })?;
+        let inner = self
+            .guard
+            .inner
+            .upgrade()
+            .ok_or(ScheduleError::ShuttingDown)?;
+        let (id, address) =
+            inner
+                .endpoint(&self.container)
+                .ok_or_else(|| ScheduleError::ContainerGone {
+                    image: image.clone(),
+                    reason: self.kick.reason(),
+                })?;
         Ok(Lease {
             container: self.container,
             container_id: id,

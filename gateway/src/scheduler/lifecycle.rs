@@ -49,7 +49,11 @@ impl Inner {
             };
             if let Some(until) = b.grace_until {
                 if b.sessions == 0 && now >= until {
-                    kicks.push((key.clone(), "you did not reconnect after the gateway restarted".to_string(), "restart_grace"));
+                    kicks.push((
+                        key.clone(),
+                        "you did not reconnect after the gateway restarted".to_string(),
+                        "restart_grace",
+                    ));
                     continue;
                 }
             }

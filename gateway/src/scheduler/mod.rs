@@ -342,7 +342,10 @@ impl Inner {
         };
         let kick = b.kick.clone();
         let container = b.container.clone();
-        let rec = st.containers.get(&container).expect("bound container exists");
+        let rec = st
+            .containers
+            .get(&container)
+            .expect("bound container exists");
         let placement = Placement {
             container,
             launched,
@@ -368,7 +371,8 @@ impl Inner {
             return;
         }
         b.sessions = b.sessions.saturating_sub(1);
-        let (sessions, in_grace, container) = (b.sessions, b.grace_until.is_some(), b.container.clone());
+        let (sessions, in_grace, container) =
+            (b.sessions, b.grace_until.is_some(), b.container.clone());
         // During shutdown connections close because the gateway stops, not because users
         // left: keep their bindings for the next start.
         if sessions > 0 || in_grace || st.shutting_down {
@@ -446,7 +450,8 @@ impl Inner {
             self.tasks.spawn(self.clone().launch(name));
         }
         for (name, id, grace) in effects.stop {
-            self.tasks.spawn(self.clone().stop_container(name, id, grace));
+            self.tasks
+                .spawn(self.clone().stop_container(name, id, grace));
         }
         for id in effects.remove {
             let inner = self.clone();

@@ -189,7 +189,10 @@ impl Inner {
         match result {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                self.metrics.state_write_errors.with_label_values::<&str>(&[]).inc();
+                self.metrics
+                    .state_write_errors
+                    .with_label_values::<&str>(&[])
+                    .inc();
                 tracing::error!(dir = %self.opts.state_dir.as_deref().unwrap_or(Path::new("")).display(), error = %e, "cannot persist bindings to the state directory; users would lose their containers on restart; fix the directory's permissions or space");
                 false
             }

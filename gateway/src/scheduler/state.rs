@@ -140,12 +140,26 @@ impl StopReason {
 impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Linger(d) => write!(f, "no users for {} (orca.timeout.linger)", format_duration(*d)),
-            StopReason::Drained(r) => write!(f, "its last user left after it stopped taking users: {r}"),
-            StopReason::UsersTotal(n) => write!(f, "it served its {n} users (orca.users.total) and the last one left"),
+            StopReason::Linger(d) => write!(
+                f,
+                "no users for {} (orca.timeout.linger)",
+                format_duration(*d)
+            ),
+            StopReason::Drained(r) => {
+                write!(f, "its last user left after it stopped taking users: {r}")
+            }
+            StopReason::UsersTotal(n) => write!(
+                f,
+                "it served its {n} users (orca.users.total) and the last one left"
+            ),
             StopReason::LaunchFailed(e) => write!(f, "launch failed: {e}"),
-            StopReason::NotReady(d) => write!(f, "not ready after {} (orca.ready)", format_duration(*d)),
-            StopReason::Died(Some(code)) => write!(f, "the container exited with code {code} without orca asking"),
+            StopReason::NotReady(d) => {
+                write!(f, "not ready after {} (orca.ready)", format_duration(*d))
+            }
+            StopReason::Died(Some(code)) => write!(
+                f,
+                "the container exited with code {code} without orca asking"
+            ),
             StopReason::Died(None) => f.write_str("the container stopped without orca asking"),
             StopReason::RemovedOutside => f.write_str("the container was removed outside orca"),
             StopReason::Orphan(why) => write!(f, "not accounted for after a restart: {why}"),
@@ -324,7 +338,12 @@ impl State {
     }
 
     /// Removes a binding; its sessions are told why. Returns the container it was bound to.
-    pub(crate) fn unbind(&mut self, key: &BindingKey, reason: &str, now: Instant) -> Option<String> {
+    pub(crate) fn unbind(
+        &mut self,
+        key: &BindingKey,
+        reason: &str,
+        now: Instant,
+    ) -> Option<String> {
         let b = self.bindings.remove(key)?;
         b.kick.fire(reason);
         if let Some(c) = self.containers.get_mut(&b.container) {

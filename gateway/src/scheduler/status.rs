@@ -99,10 +99,16 @@ impl Inner {
                     }
                     why
                 } else if warm.contains(&c.name) {
-                    format!("kept warm for new users (orca.pool.warm = {})", c.spec.pool_warm)
+                    format!(
+                        "kept warm for new users (orca.pool.warm = {})",
+                        c.spec.pool_warm
+                    )
                 } else {
                     let since = c.empty_since.unwrap_or(now);
-                    let left = c.spec.linger.saturating_sub(now.saturating_duration_since(since));
+                    let left = c
+                        .spec
+                        .linger
+                        .saturating_sub(now.saturating_duration_since(since));
                     format!(
                         "no users; stops in {} unless one arrives (orca.timeout.linger = {})",
                         format_duration(left),

@@ -44,7 +44,10 @@ fn user(name: &str) -> UserId {
     UserId::new(name)
 }
 
-fn with(extra: &[(&'static str, &'static str)], base: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+fn with(
+    extra: &[(&'static str, &'static str)],
+    base: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
     let mut v: Vec<_> = base.to_vec();
     v.extend_from_slice(extra);
     v
@@ -70,15 +73,27 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(start_paused = true)]
 async fn first_request_launches_and_the_next_reuses() {
     let (rt, s) = setup(WEB).await;
-    let a = s.acquire(&user("alice"), "web", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("alice"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert!(a.address.is_some());
-    let b = s.acquire(&user("alice"), "WEB", SessionKind::Traffic).await.unwrap();
+    let b = s
+        .acquire(&user("alice"), "WEB", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(a.container, b.container);
     assert_eq!(rt.creates(), 1);
     let spec = rt.containers()[0].spec.clone().unwrap();
     assert_eq!(spec.image_name, "web");
-    assert!(spec.image_id.starts_with("sha256:"), "created from the image id");
-    assert_eq!(spec.labels.get("orca.gateway.instance").map(String::as_str), Some("t"));
+    assert!(
+        spec.image_id.starts_with("sha256:"),
+        "created from the image id"
+    );
+    assert_eq!(
+        spec.labels.get("orca.gateway.instance").map(String::as_str),
+        Some("t")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -101,14 +116,29 @@ async fn concurrent_requests_for_one_user_coalesce_into_one_launch() {
 async fn users_pack_into_the_fullest_container_up_to_concurrent() {
     let labels = with(&[("orca.users.concurrent", "2")], WEB);
     let (rt, s) = setup(&labels).await;
-    let a = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
-    let b = s.acquire(&user("b"), "web", SessionKind::Traffic).await.unwrap();
-    let c = s.acquire(&user("c"), "web", SessionKind::Traffic).await.unwrap();
-    assert_eq!(a.container, b.container, "second user packed with the first");
+    let a = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    let b = s
+        .acquire(&user("b"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    let c = s
+        .acquire(&user("c"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.container, b.container,
+        "second user packed with the first"
+    );
     assert_ne!(a.container, c.container, "third user needs a new container");
     assert_eq!(rt.creates(), 2);
     // d goes to c's container (the only one with room), not a third one.
-    let d = s.acquire(&user("d"), "web", SessionKind::Traffic).await.unwrap();
+    let d = s
+        .acquire(&user("d"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(d.container, c.container);
     assert_eq!(rt.creates(), 2);
 }
@@ -129,17 +159,30 @@ async fn users_arriving_together_share_one_launch_when_it_has_room() {
 #[tokio::test(start_paused = true)]
 async fn ssh_container_serves_one_user_and_stops_when_they_leave() {
     let (rt, s) = setup(SHELL).await;
-    let a = s.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
-    let b = s.acquire(&user("bob"), "shell", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
+    let b = s
+        .acquire(&user("bob"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_ne!(a.container, b.container, "users.concurrent = 1");
     let gone = a.container.clone();
     drop(a);
     wait_until("alice's container to stop", || rt.running().len() == 1).await;
     let st = s.status();
-    let stop = st.recent_stops.iter().find(|r| r.name == gone).expect("stop recorded");
+    let stop = st
+        .recent_stops
+        .iter()
+        .find(|r| r.name == gone)
+        .expect("stop recorded");
     assert_eq!(stop.reason, StopReason::UsersTotal(1));
     // Alice reconnecting gets a fresh container (persistBetweenReconnects = false).
-    let a2 = s.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
+    let a2 = s
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_ne!(a2.container, gone);
 }
 
@@ -147,12 +190,17 @@ async fn ssh_container_serves_one_user_and_stops_when_they_leave() {
 async fn inactive_user_is_kicked_with_the_reason() {
     let labels = with(&[("orca.timeout.inactive", "10m")], SHELL);
     let (_rt, s) = setup(&labels).await;
-    let lease = s.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
+    let lease = s
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     lease.activity().record(10, 20);
     tokio::time::sleep(Duration::from_secs(9 * 60)).await;
     assert!(!lease.is_ended(), "activity at 9 min resets the clock");
-    let reason = tokio::time::timeout(Duration::from_secs(120), lease.ended()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(120), lease.ended())
+        .await
+        .unwrap();
     assert!(reason.contains("inactive for 10m"), "{reason}");
 }
 
@@ -160,16 +208,31 @@ async fn inactive_user_is_kicked_with_the_reason() {
 async fn an_open_held_session_counts_as_activity() {
     let labels = with(&[("orca.timeout.inactive", "1m")], WEB);
     let (_rt, s) = setup(&labels).await;
-    let lease = s.acquire(&user("alice"), "web", SessionKind::Held).await.unwrap();
+    let lease = s
+        .acquire(&user("alice"), "web", SessionKind::Held)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
-    assert!(!lease.is_ended(), "a long download or an idle websocket is use");
+    assert!(
+        !lease.is_ended(),
+        "a long download or an idle websocket is use"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn empty_web_container_lingers_then_stops() {
-    let labels = with(&[("orca.timeout.inactive", "1m"), ("orca.timeout.linger", "30s")], WEB);
+    let labels = with(
+        &[
+            ("orca.timeout.inactive", "1m"),
+            ("orca.timeout.linger", "30s"),
+        ],
+        WEB,
+    );
     let (rt, s) = setup(&labels).await;
-    let lease = s.acquire(&user("alice"), "web", SessionKind::Traffic).await.unwrap();
+    let lease = s
+        .acquire(&user("alice"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     drop(lease);
     // Web images persist users between reconnects: alice stays bound until inactive.
     tokio::time::sleep(Duration::from_secs(50)).await;
@@ -177,23 +240,53 @@ async fn empty_web_container_lingers_then_stops() {
     tokio::time::sleep(Duration::from_secs(15)).await;
     let st = s.status();
     assert!(st.containers[0].users.is_empty(), "kicked after 1m");
-    assert!(st.containers[0].why.contains("orca.timeout.linger"), "{}", st.containers[0].why);
+    assert!(
+        st.containers[0].why.contains("orca.timeout.linger"),
+        "{}",
+        st.containers[0].why
+    );
     wait_until("linger stop", || rt.running().is_empty()).await;
-    assert!(matches!(s.status().recent_stops[0].reason, StopReason::Linger(_)));
+    assert!(matches!(
+        s.status().recent_stops[0].reason,
+        StopReason::Linger(_)
+    ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn lifespan_drains_the_container_and_it_stops_once_empty() {
-    let labels = with(&[("orca.timeout.session", "1h"), ("orca.timeout.inactive", "2h")], WEB);
+    let labels = with(
+        &[
+            ("orca.timeout.session", "1h"),
+            ("orca.timeout.inactive", "2h"),
+        ],
+        WEB,
+    );
     let (rt, s) = setup(&labels).await;
-    let a = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_secs(3601)).await;
     a.activity().touch();
-    let b = s.acquire(&user("b"), "web", SessionKind::Traffic).await.unwrap();
-    assert_ne!(a.container, b.container, "an expired container takes no new users");
-    let again = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let b = s
+        .acquire(&user("b"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    assert_ne!(
+        a.container, b.container,
+        "an expired container takes no new users"
+    );
+    let again = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(again.container, a.container, "its own users keep it");
-    let old = s.status().containers.into_iter().find(|c| c.name == a.container).unwrap();
+    let old = s
+        .status()
+        .containers
+        .into_iter()
+        .find(|c| c.name == a.container)
+        .unwrap();
     assert!(old.why.contains("lifespan"), "{}", old.why);
     assert_eq!(rt.running().len(), 2);
 }
@@ -202,26 +295,43 @@ async fn lifespan_drains_the_container_and_it_stops_once_empty() {
 async fn creation_is_retried_then_fails_with_dockers_reason() {
     let (rt, s) = setup(WEB).await;
     rt.fail_next_creates(2);
-    s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    s.acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(rt.creates(), 3);
     rt.fail_next_creates(5);
     let err = s.acquire(&user("b"), "web", SessionKind::Traffic).await;
     // b is packed into a's container (web: unlimited users), so force a new image to fail.
     assert!(err.is_ok());
-    rt.add_image("other:latest", &[("orca.kind", "web"), ("orca.name", "other")]);
+    rt.add_image(
+        "other:latest",
+        &[("orca.kind", "web"), ("orca.name", "other")],
+    );
     s.refresh_catalogue().await.unwrap();
     rt.fail_next_creates(5);
-    let err = s.acquire(&user("c"), "other", SessionKind::Traffic).await.unwrap_err();
+    let err = s
+        .acquire(&user("c"), "other", SessionKind::Traffic)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("engine overloaded") && msg.contains("after 5 attempts"), "{msg}");
-    assert!(msg.contains("creating container for image `other`"), "{msg}");
+    assert!(
+        msg.contains("engine overloaded") && msg.contains("after 5 attempts"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("creating container for image `other`"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn half_created_containers_are_removed() {
     let (rt, s) = setup(WEB).await;
     rt.fail_next_starts(2);
-    let lease = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let lease = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(rt.creates(), 3);
     let left = rt.containers();
     assert_eq!(left.len(), 1, "failed starts left nothing behind: {left:?}");
@@ -235,7 +345,9 @@ async fn launches_are_bounded_in_parallel() {
     let (rt, s) = setup_with(SHELL, o).await;
     rt.set_create_delay(Duration::from_millis(200));
     let users: Vec<UserId> = (0..6).map(|i| user(&format!("u{i}"))).collect();
-    let futs = users.iter().map(|u| s.acquire(u, "shell", SessionKind::Traffic));
+    let futs = users
+        .iter()
+        .map(|u| s.acquire(u, "shell", SessionKind::Traffic));
     let leases = futures_util::future::join_all(futs).await;
     assert!(leases.iter().all(Result::is_ok));
     assert_eq!(rt.creates(), 6);
@@ -246,7 +358,10 @@ async fn launches_are_bounded_in_parallel() {
 async fn a_container_that_never_gets_ready_fails_the_launch() {
     let (rt, s) = setup(WEB).await;
     rt.set_not_ready(true);
-    let err = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap_err();
+    let err = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not ready after 1m"), "{err}");
     wait_until("removal", || rt.containers().is_empty()).await;
 }
@@ -254,11 +369,19 @@ async fn a_container_that_never_gets_ready_fails_the_launch() {
 #[tokio::test(start_paused = true)]
 async fn death_from_outside_ends_sessions_and_the_user_moves_on() {
     let (rt, s) = setup(WEB).await;
-    let lease = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let lease = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     rt.kill(&lease.container_id, 137);
-    let reason = tokio::time::timeout(Duration::from_secs(5), lease.ended()).await.unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), lease.ended())
+        .await
+        .unwrap();
     assert!(reason.contains("exited with code 137"), "{reason}");
-    let next = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let next = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_ne!(next.container, lease.container);
     let stops = s.status().recent_stops;
     assert_eq!(stops[0].reason, StopReason::Died(Some(137)));
@@ -269,8 +392,14 @@ async fn capacity_is_a_clear_error() {
     let mut o = opts(None);
     o.tuning.max_containers = 1;
     let (_rt, s) = setup_with(SHELL, o).await;
-    let _a = s.acquire(&user("a"), "shell", SessionKind::Traffic).await.unwrap();
-    let err = s.acquire(&user("b"), "shell", SessionKind::Traffic).await.unwrap_err();
+    let _a = s
+        .acquire(&user("a"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
+    let err = s
+        .acquire(&user("b"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ScheduleError::AtCapacity { .. }), "{err}");
 }
 
@@ -280,32 +409,50 @@ async fn unknown_and_disabled_images_are_refused() {
     rt.add_image("bad:1", &[("orca.kind", "web"), ("orca.users.total", "0")]);
     s.refresh_catalogue().await.unwrap();
     assert!(matches!(
-        s.place(&user("a"), "nope", SessionKind::Traffic).unwrap_err(),
+        s.place(&user("a"), "nope", SessionKind::Traffic)
+            .unwrap_err(),
         ScheduleError::UnknownImage(_)
     ));
-    let err = s.place(&user("a"), "bad", SessionKind::Traffic).unwrap_err();
+    let err = s
+        .place(&user("a"), "bad", SessionKind::Traffic)
+        .unwrap_err();
     assert!(err.to_string().contains("orca.users.total"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_changed_image_drains_old_containers() {
     let (rt, s) = setup(WEB).await;
-    let a = s.acquire(&user("a"), "web", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     rt.add_image("img:latest", &with(&[("orca.users.concurrent", "5")], WEB));
     wait_until("catalogue refresh from the image event", || {
-        s.status().containers.first().is_some_and(|c| !c.accepts_users)
+        s.status()
+            .containers
+            .first()
+            .is_some_and(|c| !c.accepts_users)
     })
     .await;
-    let b = s.acquire(&user("b"), "web", SessionKind::Traffic).await.unwrap();
+    let b = s
+        .acquire(&user("b"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_ne!(a.container, b.container);
 }
 
 #[tokio::test(start_paused = true)]
 async fn warm_pool_keeps_idle_containers_started() {
-    let labels = with(&[("orca.pool.warm", "2"), ("orca.timeout.linger", "1s")], SHELL);
+    let labels = with(
+        &[("orca.pool.warm", "2"), ("orca.timeout.linger", "1s")],
+        SHELL,
+    );
     let (rt, s) = setup(&labels).await;
     wait_until("two warm containers", || rt.running().len() == 2).await;
-    let a = s.acquire(&user("a"), "shell", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("a"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
     assert_eq!(rt.creates(), 2, "the user took a warm container");
     wait_until("the pool refilled", || rt.running().len() == 3).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -318,13 +465,25 @@ async fn restart_adopts_containers_restores_users_and_removes_strays() {
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(FakeRuntime::new());
     rt.add_image("img:latest", SHELL);
-    let s1 = Scheduler::start(rt.clone(), opts(Some(dir.path().into())), Arc::new(Metrics::new()))
+    let s1 = Scheduler::start(
+        rt.clone(),
+        opts(Some(dir.path().into())),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
+    let lease = s1
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
         .await
         .unwrap();
-    let lease = s1.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
     let container = lease.container.clone();
     // Strays: an exited container of ours, and a running one of another instance.
-    let mut ours = ManagedLabels { instance: "t".into(), image: "shell".into(), spec_hash: "x".into() }.to_labels();
+    let mut ours = ManagedLabels {
+        instance: "t".into(),
+        image: "shell".into(),
+        spec_hash: "x".into(),
+    }
+    .to_labels();
     let stray = rt.insert_container("orca-t-shell-dead", ours.clone(), false);
     ours.insert("orca.gateway.instance".into(), "other".into());
     let foreign = rt.insert_container("orca-other-shell-1", ours, true);
@@ -332,18 +491,34 @@ async fn restart_adopts_containers_restores_users_and_removes_strays() {
     drop(lease);
     drop(s1);
 
-    let s2 = Scheduler::start(rt.clone(), opts(Some(dir.path().into())), Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let s2 = Scheduler::start(
+        rt.clone(),
+        opts(Some(dir.path().into())),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
     let st = s2.status();
     assert_eq!(st.containers.len(), 1, "{st:?}");
     assert_eq!(st.containers[0].name, container);
     assert_eq!(st.containers[0].users[0].user, "alice");
-    let again = s2.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
-    assert_eq!(again.container, container, "alice reaches the same container");
-    wait_until("the exited stray to be removed", || rt.containers().iter().all(|c| c.id != stray)).await;
+    let again = s2
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.container, container,
+        "alice reaches the same container"
+    );
+    wait_until("the exited stray to be removed", || {
+        rt.containers().iter().all(|c| c.id != stray)
+    })
+    .await;
     let ids: Vec<String> = rt.containers().into_iter().map(|c| c.id).collect();
-    assert!(ids.contains(&foreign), "another instance's container untouched");
+    assert!(
+        ids.contains(&foreign),
+        "another instance's container untouched"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -351,15 +526,26 @@ async fn restored_user_who_does_not_return_is_released_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(FakeRuntime::new());
     rt.add_image("img:latest", SHELL);
-    let s1 = Scheduler::start(rt.clone(), opts(Some(dir.path().into())), Arc::new(Metrics::new()))
+    let s1 = Scheduler::start(
+        rt.clone(),
+        opts(Some(dir.path().into())),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
+    let lease = s1
+        .acquire(&user("alice"), "shell", SessionKind::Traffic)
         .await
         .unwrap();
-    let lease = s1.acquire(&user("alice"), "shell", SessionKind::Traffic).await.unwrap();
     s1.shutdown(false).await;
     drop(lease);
-    let s2 = Scheduler::start(rt.clone(), opts(Some(dir.path().into())), Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let s2 = Scheduler::start(
+        rt.clone(),
+        opts(Some(dir.path().into())),
+        Arc::new(Metrics::new()),
+    )
+    .await
+    .unwrap();
     assert_eq!(rt.running().len(), 1);
     tokio::time::sleep(Duration::from_secs(121)).await;
     settle().await;
@@ -370,12 +556,16 @@ async fn restored_user_who_does_not_return_is_released_after_the_grace() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_with_cleanup_removes_every_container() {
     let (rt, s) = setup(SHELL).await;
-    let a = s.acquire(&user("a"), "shell", SessionKind::Traffic).await.unwrap();
+    let a = s
+        .acquire(&user("a"), "shell", SessionKind::Traffic)
+        .await
+        .unwrap();
     s.shutdown(true).await;
     assert!(a.is_ended());
     assert!(rt.containers().is_empty());
     assert!(matches!(
-        s.place(&user("b"), "shell", SessionKind::Traffic).unwrap_err(),
+        s.place(&user("b"), "shell", SessionKind::Traffic)
+            .unwrap_err(),
         ScheduleError::ShuttingDown
     ));
 }
