@@ -272,7 +272,16 @@ impl Runtime for DockerRuntime {
                 ],
             ),
         ]);
-        let opts = EventsOptionsBuilder::default().filters(&filters).build();
+        // The request goes out when the stream is first polled; asking for events since now
+        // keeps the ones that happen in between.
+        let since = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()))
+            .unwrap_or_default();
+        let opts = EventsOptionsBuilder::default()
+            .filters(&filters)
+            .since(&since)
+            .build();
         let stream = self.docker.events(Some(opts));
         let mut failed = false;
         Box::pin(
