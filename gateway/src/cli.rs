@@ -159,10 +159,10 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
         .filter(|r| r.spec.is_ok() && r.shadowed_by.is_none())
         .collect();
     for r in usable {
-        if let Ok(s) = &r.spec {
-            if s.kinds.web {
-                let _ = writeln!(out, "\n{}: https://{}.{domain}/", r.name, r.name);
-            }
+        if let Ok(s) = &r.spec
+            && s.kinds.web
+        {
+            let _ = writeln!(out, "\n{}: https://{}.{domain}/", r.name, r.name);
         }
     }
     for r in rows {

@@ -68,10 +68,10 @@ pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyho
         tag,
     ]) {
         let mut parts = existing.split_whitespace();
-        if let (Some(id), Some(h)) = (parts.next(), parts.next()) {
-            if h == hash {
-                return Ok(id.to_string());
-            }
+        if let (Some(id), Some(h)) = (parts.next(), parts.next())
+            && h == hash
+        {
+            return Ok(id.to_string());
         }
     }
     let ctx = tempfile::tempdir().context("creating a build context directory")?;

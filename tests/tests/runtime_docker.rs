@@ -1,7 +1,6 @@
 //! The Docker runtime against the real engine: create with labels and limits, start, inspect,
 //! probes, listing by instance, events, stop, remove, attach, exec and TTY resize.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;

@@ -344,13 +344,16 @@ impl Validator {
             ),
         };
         let docker_file = f.docker.unwrap_or_default();
-        if let Some(h) = &docker_file.host {
-            if !["unix://", "tcp://", "http://", "https://"]
+        if let Some(h) = &docker_file.host
+            && !["unix://", "tcp://", "http://", "https://"]
                 .iter()
                 .any(|p| h.starts_with(p))
-            {
-                self.err("docker.host", h, "use `unix:///path/to/docker.sock`, `tcp://host:port`, `http://…` or `https://…`");
-            }
+        {
+            self.err(
+                "docker.host",
+                h,
+                "use `unix:///path/to/docker.sock`, `tcp://host:port`, `http://…` or `https://…`",
+            );
         }
         let network = docker_file.network.unwrap_or(d.docker.network);
         if network.trim().is_empty() {

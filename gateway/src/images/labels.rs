@@ -173,13 +173,13 @@ pub fn parse_labels(
     };
     let users_total = p.user_limit(TOTAL, default_users);
     let users_concurrent = p.user_limit(CONCURRENT, default_users);
-    if let (UserLimit::AtMost(total), UserLimit::AtMost(conc)) = (users_total, users_concurrent) {
-        if conc > total {
-            p.error(
+    if let (UserLimit::AtMost(total), UserLimit::AtMost(conc)) = (users_total, users_concurrent)
+        && conc > total
+    {
+        p.error(
                 CONCURRENT,
                 format!("must not exceed `{TOTAL}` ({total}): a container can never hold more users at once than it serves in all"),
             );
-        }
     }
     let stop_signal = p.stop_signal();
     let persist_between_reconnects = p.boolean(PERSIST, web);

@@ -47,15 +47,15 @@ impl Inner {
         self.observe("ready", t_ready.elapsed());
         self.observe("total", t0.elapsed());
         let mut st = self.lock();
-        if let Some(c) = st.containers.get_mut(&name) {
-            if c.phase() == Phase::WaitingReady {
-                c.set_phase(Phase::Ready);
-                self.metrics
-                    .starts
-                    .with_label_values(&[c.spec.name.as_str(), "ok"])
-                    .inc();
-                tracing::info!(container = %name, image = %c.spec.name, elapsed_ms = t0.elapsed().as_millis() as u64, "container ready");
-            }
+        if let Some(c) = st.containers.get_mut(&name)
+            && c.phase() == Phase::WaitingReady
+        {
+            c.set_phase(Phase::Ready);
+            self.metrics
+                .starts
+                .with_label_values(&[c.spec.name.as_str(), "ok"])
+                .inc();
+            tracing::info!(container = %name, image = %c.spec.name, elapsed_ms = t0.elapsed().as_millis() as u64, "container ready");
         }
     }
 

@@ -47,15 +47,16 @@ impl Inner {
                 kicks.push((key.clone(), "your container is gone".to_string(), "gone"));
                 continue;
             };
-            if let Some(until) = b.grace_until {
-                if b.sessions == 0 && now >= until {
-                    kicks.push((
-                        key.clone(),
-                        "you did not reconnect after the gateway restarted".to_string(),
-                        "restart_grace",
-                    ));
-                    continue;
-                }
+            if let Some(until) = b.grace_until
+                && b.sessions == 0
+                && now >= until
+            {
+                kicks.push((
+                    key.clone(),
+                    "you did not reconnect after the gateway restarted".to_string(),
+                    "restart_grace",
+                ));
+                continue;
             }
             let idle = now.saturating_duration_since(b.activity.last_active());
             if idle >= c.spec.inactive {
@@ -91,12 +92,13 @@ impl Inner {
             if c.phase() != Phase::Ready {
                 continue;
             }
-            if let Some(lifespan) = c.spec.lifespan {
-                if c.drain.is_none() && now.saturating_duration_since(c.created_at) >= lifespan {
-                    tracing::info!(container = %name, "lifespan over: container takes no new users");
-                    c.drain = Some(DrainReason::Lifespan);
-                    effects.persist = true;
-                }
+            if let Some(lifespan) = c.spec.lifespan
+                && c.drain.is_none()
+                && now.saturating_duration_since(c.created_at) >= lifespan
+            {
+                tracing::info!(container = %name, "lifespan over: container takes no new users");
+                c.drain = Some(DrainReason::Lifespan);
+                effects.persist = true;
             }
             if !c.users.is_empty() {
                 continue;

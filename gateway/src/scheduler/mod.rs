@@ -382,11 +382,9 @@ impl Inner {
             .containers
             .get(&container)
             .is_some_and(|c| c.spec.persist_between_reconnects);
-        if !persist {
-            if let Some(container) = st.unbind(key, "you disconnected", now) {
-                effects.persist = true;
-                self.stop_if_finished(&mut st, &container, &mut effects);
-            }
+        if !persist && let Some(container) = st.unbind(key, "you disconnected", now) {
+            effects.persist = true;
+            self.stop_if_finished(&mut st, &container, &mut effects);
         }
         drop(st);
         self.run(effects);
@@ -397,10 +395,11 @@ impl Inner {
         let Some(c) = st.containers.get(name) else {
             return;
         };
-        if c.users.is_empty() && c.phase() == Phase::Ready {
-            if let Some(reason) = c.finished() {
-                self.begin_stop(st, name, reason, effects);
-            }
+        if c.users.is_empty()
+            && c.phase() == Phase::Ready
+            && let Some(reason) = c.finished()
+        {
+            self.begin_stop(st, name, reason, effects);
         }
     }
 
