@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
@@ -11,12 +12,14 @@ use super::{
 
 /// Images are served at `<image>.localhost`, which browsers and curl resolve to loopback.
 pub const DEFAULT_DOMAIN: &str = "localhost";
-/// State lives in `./.orca` unless configured.
+/// State lives in `./.orca` unless configured (relative to the config file's directory).
 pub const DEFAULT_STATE_DIR: &str = ".orca";
 /// The gateway's name on the Docker engine.
 pub const DEFAULT_INSTANCE: &str = "orca";
 /// HTTPS on loopback port 8443.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr = loopback(8443);
+/// The plain HTTP listener, when an `[http]` table is present without `listen`.
+pub const DEFAULT_HTTP_LISTEN: SocketAddr = loopback(8080);
 /// SSH on loopback port 2222.
 pub const DEFAULT_SSH_LISTEN: SocketAddr = loopback(2222);
 /// Metrics, health and the admin API on loopback port 9090.
@@ -39,11 +42,22 @@ pub const DEFAULT_RESTART_GRACE: Duration = Duration::from_secs(120);
 pub const DEFAULT_RESOLVER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Memory cap of one resolver instance, in MiB.
 pub const DEFAULT_RESOLVER_MEMORY_MB: u32 = 64;
+/// Name of the embedded HTTPS resolver (bundled `cookie`).
+pub const DEFAULT_SESSION_RESOLVER: &str = "sessions";
+/// Cookie the embedded session resolver sets for the domain.
+pub const DEFAULT_SESSION_COOKIE: &str = "orca_session";
+/// Lifetime of a session cookie set by the embedded resolver.
+pub const DEFAULT_SESSION_TTL: &str = "12h";
+/// Name of the embedded SSH resolver (bundled `ssh-key`).
+pub const DEFAULT_SSH_KEYS_RESOLVER: &str = "ssh-keys";
+/// Directory under `state_dir` holding `<user>.pub` files for the embedded SSH resolver.
+pub const DEFAULT_SSH_KEYS_DIR: &str = "keys";
 
 const fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
 }
 
+/// The `[scheduler]` table when no key of it is set.
 pub(super) fn scheduler() -> SchedulerConfig {
     SchedulerConfig {
         launch_parallelism: DEFAULT_LAUNCH_PARALLELISM,
@@ -55,8 +69,38 @@ pub(super) fn scheduler() -> SchedulerConfig {
     }
 }
 
+/// The resolvers used when no `[[resolver]]` is configured: a signed session cookie with an
+/// anonymous id as fallback for HTTPS, and `<state_dir>/keys/<user>.pub` for SSH.
+pub(super) fn resolvers(state_dir: &Path) -> Vec<ResolverConfig> {
+    vec![
+        ResolverConfig {
+            name: DEFAULT_SESSION_RESOLVER.to_string(),
+            plugin: PluginSource::Bundled("cookie".to_string()),
+            config: BTreeMap::from([
+                ("cookie".to_string(), DEFAULT_SESSION_COOKIE.to_string()),
+                ("ttl".to_string(), DEFAULT_SESSION_TTL.to_string()),
+                ("anonymous".to_string(), "true".to_string()),
+            ]),
+            connect: Vec::new(),
+            files: None,
+            timeout: DEFAULT_RESOLVER_TIMEOUT,
+            memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
+        },
+        ResolverConfig {
+            name: DEFAULT_SSH_KEYS_RESOLVER.to_string(),
+            plugin: PluginSource::Bundled("ssh-key".to_string()),
+            config: BTreeMap::new(),
+            connect: Vec::new(),
+            files: Some(state_dir.join(DEFAULT_SSH_KEYS_DIR)),
+            timeout: DEFAULT_RESOLVER_TIMEOUT,
+            memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
+        },
+    ]
+}
+
+/// What `orca serve` runs on without a file (SPEC §2).
 pub(super) fn embedded() -> Config {
-    let state_dir = std::path::PathBuf::from(DEFAULT_STATE_DIR);
+    let state_dir = PathBuf::from(DEFAULT_STATE_DIR);
     Config {
         domain: DEFAULT_DOMAIN.to_string(),
         instance: DEFAULT_INSTANCE.to_string(),
@@ -77,31 +121,62 @@ pub(super) fn embedded() -> Config {
             network: DEFAULT_NETWORK.to_string(),
         },
         scheduler: scheduler(),
-        resolvers: vec![
-            ResolverConfig {
-                name: "sessions".to_string(),
-                plugin: PluginSource::Bundled("cookie".to_string()),
-                config: BTreeMap::from([
-                    ("cookie".to_string(), "orca_session".to_string()),
-                    ("ttl".to_string(), "12h".to_string()),
-                    ("anonymous".to_string(), "true".to_string()),
-                ]),
-                connect: Vec::new(),
-                files: None,
-                timeout: DEFAULT_RESOLVER_TIMEOUT,
-                memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
-            },
-            ResolverConfig {
-                name: "ssh-keys".to_string(),
-                plugin: PluginSource::Bundled("ssh-key".to_string()),
-                config: BTreeMap::new(),
-                connect: Vec::new(),
-                files: Some(state_dir.join("keys")),
-                timeout: DEFAULT_RESOLVER_TIMEOUT,
-                memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
-            },
-        ],
+        resolvers: resolvers(&state_dir),
         state_dir,
         source: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_match_spec_section_2() {
+        let c = embedded();
+        assert_eq!(c.domain, "localhost");
+        assert_eq!(c.instance, "orca");
+        assert_eq!(c.state_dir, PathBuf::from(".orca"));
+        assert_eq!(c.https.listen.to_string(), "127.0.0.1:8443");
+        assert!(c.https.tls.is_none(), "self-signed by default");
+        assert!(c.http.is_none(), "no plain listener by default");
+        assert_eq!(c.ssh.listen.to_string(), "127.0.0.1:2222");
+        assert!(c.ssh.host_keys.is_empty(), "host key generated into state_dir");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.docker.host, None, "DOCKER_HOST or the local socket");
+        assert_eq!(c.docker.network, "bridge");
+        assert_eq!(c.source, None);
+
+        let s = &c.scheduler;
+        assert_eq!(s.launch_parallelism, 4);
+        assert_eq!(s.launch_attempts, 5);
+        assert_eq!(s.launch_retry_delay, Duration::from_millis(500));
+        assert_eq!(s.ready_timeout, Duration::from_secs(60));
+        assert_eq!(s.max_containers, 200);
+        assert_eq!(s.restart_grace, Duration::from_secs(120));
+
+        let [cookie, keys] = c.resolvers.as_slice() else {
+            panic!("two embedded resolvers expected: {:?}", c.resolvers);
+        };
+        assert_eq!(cookie.name, "sessions");
+        assert_eq!(cookie.plugin, PluginSource::Bundled("cookie".into()));
+        let pairs: Vec<(&str, &str)> = cookie
+            .config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [("anonymous", "true"), ("cookie", "orca_session"), ("ttl", "12h")]
+        );
+        assert_eq!(cookie.files, None);
+        assert_eq!(keys.name, "ssh-keys");
+        assert_eq!(keys.plugin, PluginSource::Bundled("ssh-key".into()));
+        assert_eq!(keys.files, Some(PathBuf::from(".orca/keys")));
+        for r in &c.resolvers {
+            assert!(r.connect.is_empty(), "bundled resolvers open no sockets");
+            assert_eq!(r.timeout, Duration::from_secs(2));
+            assert_eq!(r.memory_mb, 64);
+        }
     }
 }
