@@ -141,7 +141,10 @@ mod tests {
         assert!(c.https.tls.is_none(), "self-signed by default");
         assert!(c.http.is_none(), "no plain listener by default");
         assert_eq!(c.ssh.listen.to_string(), "127.0.0.1:2222");
-        assert!(c.ssh.host_keys.is_empty(), "host key generated into state_dir");
+        assert!(
+            c.ssh.host_keys.is_empty(),
+            "host key generated into state_dir"
+        );
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
         assert_eq!(c.docker.host, None, "DOCKER_HOST or the local socket");
         assert_eq!(c.docker.network, "bridge");
@@ -167,7 +170,11 @@ mod tests {
             .collect();
         assert_eq!(
             pairs,
-            [("anonymous", "true"), ("cookie", "orca_session"), ("ttl", "12h")]
+            [
+                ("anonymous", "true"),
+                ("cookie", "orca_session"),
+                ("ttl", "12h")
+            ]
         );
         assert_eq!(cookie.files, None);
         assert_eq!(keys.name, "ssh-keys");

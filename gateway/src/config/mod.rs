@@ -1,12 +1,17 @@
 //! The configuration file (SPEC §3), parsed once into a typed, validated [`Config`].
 //!
-//! `file.rs` holds the serde mirror of the TOML (`deny_unknown_fields`); one `TryFrom` turns
-//! it into a `Config`, collecting every error with its key, value and fix. Defaults are the
-//! named constants in `defaults.rs`. Nothing else in Orca reads TOML or environment variables
-//! for settings.
+//! `file.rs` holds the serde mirror of the TOML (`deny_unknown_fields`) and reads it;
+//! `structure.rs` turns serde's first-error-only failures into one error per unknown key or
+//! wrong type; one conversion in `validate.rs` turns the mirror into a `Config`, collecting
+//! every error with its key, value and fix; `render.rs` writes a `Config` back as TOML.
+//! Defaults are the named constants in `defaults.rs`. Nothing else in Orca reads TOML or
+//! environment variables for settings.
 
 mod defaults;
 mod file;
+mod render;
+mod structure;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -163,6 +168,6 @@ impl Config {
 
     /// The effective configuration as TOML, every key spelled out (for `orca check-config`).
     pub fn to_toml(&self) -> String {
-        file::render(self)
+        render::render(self)
     }
 }
