@@ -112,3 +112,53 @@ fn labels_lists_every_label_with_its_defaults() {
         assert!(out.contains(label), "{label} missing from:\n{out}");
     }
 }
+
+#[test]
+fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    if Command::new("docker").arg("info").output().map(|o| !o.status.success()).unwrap_or(true) {
+        panic!("no Docker engine answers: run scripts/setup first");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orca.toml");
+    let instance = format!("serve-{}", std::process::id());
+    std::fs::write(&file, format!("instance = \"{instance}\"\nstate_dir = \"state\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("orca is running") {
+            break;
+        }
+    }
+    assert!(log.contains("orca is running"), "{log}");
+    assert!(log.contains(&instance), "{log}");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(dir.path().join("state").join("scheduler.json").exists(), "bindings persisted at shutdown");
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_before_doing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orca.toml");
+    std::fs::write(&file, "[docker]\nnetwork = 3\n").unwrap();
+    let (code, _, err) = orca(&["serve", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("docker.network"), "{err}");
+}
