@@ -83,6 +83,16 @@ async fn start(env: &Env) -> Scheduler {
     .expect("scheduler starts")
 }
 
+/// Waits for the scheduler to record a stop and returns the latest.
+async fn next_stop(s: &Scheduler, what: &str) -> orca::scheduler::StopRecord {
+    wait_for(what, Duration::from_secs(30), || {
+        let last = s.status().recent_stops.last().cloned();
+        async move { last }
+    })
+    .await
+    .unwrap()
+}
+
 fn user(u: &str) -> UserId {
     UserId::new(u)
 }
@@ -218,16 +228,7 @@ async fn inactive_user_is_kicked_and_the_empty_container_lingers_then_stops() {
     assert!(reason.contains("inactive for 2s"), "{reason}");
     let id = a.container_id.clone();
     drop(a);
-    let stop = wait_for(
-        "the lingering container to stop",
-        Duration::from_secs(30),
-        || {
-            let last = s.status().recent_stops.last().cloned();
-            async move { last }
-        },
-    )
-    .await
-    .unwrap();
+    let stop = next_stop(&s, "the lingering container to stop").await;
     assert!(matches!(stop.reason, StopReason::Linger(_)), "{stop:?}");
     assert!(
         !all_containers(&env.instance).contains(&id),
@@ -274,16 +275,7 @@ async fn lifespan_drains_and_ssh_containers_stop_after_their_one_user() {
     let id = lease.container_id.clone();
     assert_eq!(running(&shell.instance), vec![id.clone()]);
     drop(lease);
-    let stop = wait_for(
-        "the ssh container to stop after its only user left",
-        Duration::from_secs(30),
-        || {
-            let last = s.status().recent_stops.last().cloned();
-            async move { last }
-        },
-    )
-    .await
-    .unwrap();
+    let stop = next_stop(&s, "the ssh container to stop after its only user left").await;
     assert_eq!(stop.reason, StopReason::UsersTotal(1));
     assert!(
         all_containers(&shell.instance).is_empty(),

@@ -34,10 +34,14 @@ async fn setup(labels: &[(&str, &str)]) -> (Arc<FakeRuntime>, Scheduler) {
 async fn setup_with(labels: &[(&str, &str)], opts: Options) -> (Arc<FakeRuntime>, Scheduler) {
     let rt = Arc::new(FakeRuntime::new());
     rt.add_image("img:latest", labels);
-    let s = Scheduler::start(rt.clone(), opts, Arc::new(Metrics::new()))
-        .await
-        .unwrap();
+    let s = start_on(&rt, opts).await;
     (rt, s)
+}
+
+async fn start_on(rt: &Arc<FakeRuntime>, opts: Options) -> Scheduler {
+    Scheduler::start(rt.clone(), opts, Arc::new(Metrics::new()))
+        .await
+        .unwrap()
 }
 
 fn user(name: &str) -> UserId {
@@ -465,13 +469,7 @@ async fn restart_adopts_containers_restores_users_and_removes_strays() {
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(FakeRuntime::new());
     rt.add_image("img:latest", SHELL);
-    let s1 = Scheduler::start(
-        rt.clone(),
-        opts(Some(dir.path().into())),
-        Arc::new(Metrics::new()),
-    )
-    .await
-    .unwrap();
+    let s1 = start_on(&rt, opts(Some(dir.path().into()))).await;
     let lease = s1
         .acquire(&user("alice"), "shell", SessionKind::Traffic)
         .await
@@ -491,13 +489,7 @@ async fn restart_adopts_containers_restores_users_and_removes_strays() {
     drop(lease);
     drop(s1);
 
-    let s2 = Scheduler::start(
-        rt.clone(),
-        opts(Some(dir.path().into())),
-        Arc::new(Metrics::new()),
-    )
-    .await
-    .unwrap();
+    let s2 = start_on(&rt, opts(Some(dir.path().into()))).await;
     let st = s2.status();
     assert_eq!(st.containers.len(), 1, "{st:?}");
     assert_eq!(st.containers[0].name, container);
@@ -526,26 +518,14 @@ async fn restored_user_who_does_not_return_is_released_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(FakeRuntime::new());
     rt.add_image("img:latest", SHELL);
-    let s1 = Scheduler::start(
-        rt.clone(),
-        opts(Some(dir.path().into())),
-        Arc::new(Metrics::new()),
-    )
-    .await
-    .unwrap();
+    let s1 = start_on(&rt, opts(Some(dir.path().into()))).await;
     let lease = s1
         .acquire(&user("alice"), "shell", SessionKind::Traffic)
         .await
         .unwrap();
     s1.shutdown(false).await;
     drop(lease);
-    let s2 = Scheduler::start(
-        rt.clone(),
-        opts(Some(dir.path().into())),
-        Arc::new(Metrics::new()),
-    )
-    .await
-    .unwrap();
+    let s2 = start_on(&rt, opts(Some(dir.path().into()))).await;
     assert_eq!(rt.running().len(), 1);
     tokio::time::sleep(Duration::from_secs(121)).await;
     settle().await;
