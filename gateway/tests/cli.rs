@@ -117,13 +117,22 @@ fn labels_lists_every_label_with_its_defaults() {
 fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    if Command::new("docker").arg("info").output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("docker")
+        .arg("info")
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         panic!("no Docker engine answers: run scripts/setup first");
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("orca.toml");
     let instance = format!("serve-{}", std::process::id());
-    std::fs::write(&file, format!("instance = \"{instance}\"\nstate_dir = \"state\"\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("instance = \"{instance}\"\nstate_dir = \"state\"\n"),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
         .args(["serve", "--config", file.to_str().unwrap()])
         .stderr(Stdio::piped())
@@ -141,7 +150,10 @@ fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
     }
     assert!(log.contains("orca is running"), "{log}");
     assert!(log.contains(&instance), "{log}");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit after SIGTERM: {exit:?}");
@@ -150,7 +162,10 @@ fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
         log.push('\n');
     }
     assert!(log.contains("shutting down"), "{log}");
-    assert!(dir.path().join("state").join("scheduler.json").exists(), "bindings persisted at shutdown");
+    assert!(
+        dir.path().join("state").join("scheduler.json").exists(),
+        "bindings persisted at shutdown"
+    );
 }
 
 #[test]
