@@ -90,7 +90,7 @@ async fn next_stop(s: &Scheduler, what: &str) -> orca::scheduler::StopRecord {
         async move { last }
     })
     .await
-    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn user(u: &str) -> UserId {
