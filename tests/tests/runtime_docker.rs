@@ -21,6 +21,22 @@ impl Drop for Cleanup {
     }
 }
 
+/// Creates (does not start) an interactive container of the ssh test image.
+async fn interactive_shell(rt: &DockerRuntime) -> (String, Cleanup) {
+    let tag = format!("{}:latest", unique_name("ssh"));
+    let image_id = build_image("ssh", &tag, &[]).expect("ssh test image builds");
+    let id = rt
+        .create(&spec(
+            &image_id,
+            &unique_name("rt-sh"),
+            &unique_name("rt"),
+            true,
+        ))
+        .await
+        .expect("container created");
+    (id.clone(), Cleanup(id))
+}
+
 async fn runtime() -> DockerRuntime {
     DockerRuntime::connect(None, "bridge")
         .await
@@ -223,18 +239,7 @@ async fn missing_image_error_names_the_image_and_what_docker_said() {
 #[tokio::test]
 async fn attach_before_start_then_type_resize_and_keep_the_session() {
     let rt = runtime().await;
-    let tag = format!("{}:latest", unique_name("ssh"));
-    let image_id = build_image("ssh", &tag, &[]).unwrap();
-    let id = rt
-        .create(&spec(
-            &image_id,
-            &unique_name("rt-sh"),
-            &unique_name("rt"),
-            true,
-        ))
-        .await
-        .unwrap();
-    let _cleanup = Cleanup(id.clone());
+    let (id, _cleanup) = interactive_shell(&rt).await;
     let mut a = rt.attach(&id).await.unwrap();
     rt.start(&id).await.unwrap();
     rt.resize(
@@ -271,18 +276,7 @@ async fn attach_before_start_then_type_resize_and_keep_the_session() {
 #[tokio::test]
 async fn exec_returns_exit_codes_separates_streams_and_resizes_ttys() {
     let rt = runtime().await;
-    let tag = format!("{}:latest", unique_name("ssh"));
-    let image_id = build_image("ssh", &tag, &[]).unwrap();
-    let id = rt
-        .create(&spec(
-            &image_id,
-            &unique_name("rt-ex"),
-            &unique_name("rt"),
-            true,
-        ))
-        .await
-        .unwrap();
-    let _cleanup = Cleanup(id.clone());
+    let (id, _cleanup) = interactive_shell(&rt).await;
     rt.start(&id).await.unwrap();
 
     let mut e = rt

@@ -93,6 +93,13 @@ async fn next_stop(s: &Scheduler, what: &str) -> orca::scheduler::StopRecord {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Places a user on the test's image and waits until the container is ready.
+async fn place(s: &Scheduler, env: &Env, u: &str) -> orca::scheduler::Lease {
+    s.acquire(&user(u), &env.name, SessionKind::Traffic)
+        .await
+        .unwrap_or_else(|e| panic!("placing {u}: {e}"))
+}
+
 fn user(u: &str) -> UserId {
     UserId::new(u)
 }
@@ -150,10 +157,7 @@ fn all_containers(instance: &str) -> Vec<String> {
 async fn launch_reuse_and_packing_on_real_containers() {
     let env = env("web", &[("orca.users.concurrent", "2")]);
     let s = start(&env).await;
-    let a = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let a = place(&s, &env, "alice").await;
     let addr = a.address.expect("container has an address on the bridge");
     let page = echo(addr);
     assert!(
@@ -162,26 +166,17 @@ async fn launch_reuse_and_packing_on_real_containers() {
     );
     assert!(page.contains("X-Test: 1"), "{page}");
 
-    let a2 = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let a2 = place(&s, &env, "alice").await;
     assert_eq!(
         a2.container_id, a.container_id,
         "alice reuses her container"
     );
-    let b = s
-        .acquire(&user("bob"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let b = place(&s, &env, "bob").await;
     assert_eq!(
         b.container_id, a.container_id,
         "bob is packed with alice (concurrent = 2)"
     );
-    let c = s
-        .acquire(&user("carol"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let c = place(&s, &env, "carol").await;
     assert_ne!(
         c.container_id, a.container_id,
         "carol needs a second container"
@@ -218,10 +213,7 @@ async fn inactive_user_is_kicked_and_the_empty_container_lingers_then_stops() {
         ],
     );
     let s = start(&env).await;
-    let a = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let a = place(&s, &env, "alice").await;
     let reason = tokio::time::timeout(Duration::from_secs(20), a.ended())
         .await
         .expect("kicked");
@@ -241,10 +233,7 @@ async fn inactive_user_is_kicked_and_the_empty_container_lingers_then_stops() {
 async fn lifespan_drains_and_ssh_containers_stop_after_their_one_user() {
     let env = env("web", &[("orca.timeout.session", "2s")]);
     let s = start(&env).await;
-    let a = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let a = place(&s, &env, "alice").await;
     wait_for("the lifespan drain", Duration::from_secs(20), || {
         let st = s.status();
         async move {
@@ -256,10 +245,7 @@ async fn lifespan_drains_and_ssh_containers_stop_after_their_one_user() {
     })
     .await
     .unwrap();
-    let b = s
-        .acquire(&user("bob"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let b = place(&s, &env, "bob").await;
     assert_ne!(
         a.container_id, b.container_id,
         "an expired container takes no new users"
@@ -268,10 +254,7 @@ async fn lifespan_drains_and_ssh_containers_stop_after_their_one_user() {
 
     let shell = crate::env("ssh", &[]);
     let s = start(&shell).await;
-    let lease = s
-        .acquire(&user("alice"), &shell.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let lease = place(&s, &shell, "alice").await;
     let id = lease.container_id.clone();
     assert_eq!(running(&shell.instance), vec![id.clone()]);
     drop(lease);
@@ -288,19 +271,13 @@ async fn lifespan_drains_and_ssh_containers_stop_after_their_one_user() {
 async fn a_container_killed_from_outside_is_noticed_and_the_user_moves_on() {
     let env = env("web", &[]);
     let s = start(&env).await;
-    let a = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let a = place(&s, &env, "alice").await;
     docker(&["kill", &a.container_id]).unwrap();
     let reason = tokio::time::timeout(Duration::from_secs(10), a.ended())
         .await
         .expect("noticed from events");
     assert!(reason.contains("exited with code 137"), "{reason}");
-    let again = s
-        .acquire(&user("alice"), &env.name, SessionKind::Traffic)
-        .await
-        .unwrap();
+    let again = place(&s, &env, "alice").await;
     assert_ne!(again.container_id, a.container_id);
     assert!(echo(again.address.unwrap()).contains(&again.container_id[..12]));
     let dead = a.container_id.clone();
@@ -377,10 +354,7 @@ async fn a_new_process_adopts_containers_after_kill_9() {
             c.users.iter().map(|x| x.user.as_str()).collect::<Vec<_>>(),
             vec![u.as_str()]
         );
-        let lease = s
-            .acquire(&user(u), &env.name, SessionKind::Traffic)
-            .await
-            .unwrap();
+        let lease = place(&s, &env, u).await;
         assert_eq!(
             &lease.container, name,
             "{u} reaches the same container after the restart"

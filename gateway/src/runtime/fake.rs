@@ -90,7 +90,16 @@ impl FakeRuntime {
         labels: HashMap<String, String>,
         running: bool,
     ) -> String {
-        let mut st = self.st();
+        Self::insert(&mut self.st(), name, None, labels, running)
+    }
+
+    fn insert(
+        st: &mut FakeState,
+        name: &str,
+        spec: Option<CreateSpec>,
+        labels: HashMap<String, String>,
+        running: bool,
+    ) -> String {
         st.next += 1;
         let id = format!("c{:04}", st.next);
         st.containers.insert(
@@ -98,7 +107,7 @@ impl FakeRuntime {
             FakeContainer {
                 id: id.clone(),
                 name: name.to_string(),
-                spec: None,
+                spec,
                 labels,
                 running,
                 exit_code: (!running).then_some(0),
@@ -220,20 +229,14 @@ impl Runtime for FakeRuntime {
                 "Conflict. The container name is already in use",
             ));
         }
-        st.next += 1;
-        let id = format!("c{:04}", st.next);
-        st.containers.insert(
-            id.clone(),
-            FakeContainer {
-                id: id.clone(),
-                name: spec.name.clone(),
-                spec: Some(spec.clone()),
-                labels: spec.labels.clone(),
-                running: false,
-                exit_code: None,
-                created: SystemTime::now(),
-            },
+        let id = Self::insert(
+            &mut st,
+            &spec.name,
+            Some(spec.clone()),
+            spec.labels.clone(),
+            false,
         );
+        st.containers.get_mut(&id).expect("just inserted").exit_code = None;
         Ok(id)
     }
 
