@@ -93,9 +93,11 @@ static void text_num(text_t *t, size_t n) {
 }
 
 // Quote a value someone else chose: control bytes become \xNN and the text is cut at QUOTE_MAX
-// bytes, so a message stays one readable line.
+// bytes, so a message stays one readable line. The cut falls between characters: a string that
+// crosses into the host must be valid UTF-8, or the call traps.
 static void text_quote(text_t *t, const uint8_t *p, size_t len) {
     size_t n = len > QUOTE_MAX ? QUOTE_MAX : len;
+    while (n > 0 && n < len && (p[n] & 0xC0) == 0x80) n--;
     for (size_t i = 0; i < n; i++) {
         if (p[i] < 0x20 || p[i] == 0x7f) {
             static const char hex[] = "0123456789abcdef";
