@@ -201,8 +201,10 @@ impl Parser<'_> {
         let left = std::str::from_utf8(&self.bytes[start..end])
             .map_err(|_| "an attribute name that is not UTF-8".to_string())?;
         let op_len = if self.bytes[end] == b'=' { 1 } else { 2 };
-        let op = &self.bytes[end..(end + op_len).min(self.bytes.len())];
-        self.at = end + op_len;
+        // A two-byte operator may be cut short by the end of the text (`(a~`).
+        let op_end = (end + op_len).min(self.bytes.len());
+        let op = &self.bytes[end..op_end];
+        self.at = op_end;
         let raw_start = self.at;
         while let Some(b) = self.peek() {
             if b == b')' || b == b'(' {
@@ -427,6 +429,9 @@ mod tests {
             "(a:=b)x",
             "(:=x)",
             "(a:r:s:=x)",
+            "(a~",
+            "(a>",
+            "(a<=",
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -445,6 +450,24 @@ mod tests {
             );
         }
         assert_eq!(escape("a*(b)\\"), "a\\2a\\28b\\29\\5c");
+    }
+
+    proptest::proptest! {
+        /// Any user name, escaped into a template, parses back to exactly that value.
+        #[test]
+        fn any_escaped_name_is_one_equality_value(name in "\\PC{0,40}") {
+            let parsed = Filter::parse(&format!("(&(objectClass=person)(uid={}))", escape(&name)));
+            proptest::prop_assert_eq!(
+                parsed,
+                Ok(Filter::And(vec![eq("objectClass", "person"), eq("uid", &name)]))
+            );
+        }
+
+        /// Arbitrary filter text is parsed or refused, never a panic.
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "[()&|!=*~<>:a-z0-9\\\\ ]{0,40}") {
+            let _ = Filter::parse(&text);
+        }
     }
 
     #[test]

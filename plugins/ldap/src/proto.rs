@@ -442,6 +442,38 @@ mod tests {
         assert!(matches!(m.response, Response::Disconnect(o) if o.code == Code(52)));
     }
 
+    proptest::proptest! {
+        /// Whatever a server sends, decoding answers without panicking.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(0u8..=255, 0..200)) {
+            let _ = Message::decode(&bytes);
+            let _ = crate::ber::frame_len(&bytes);
+        }
+
+        /// Mutating a valid search entry never panics either (the interesting bytes are
+        /// lengths and tags inside a well-formed frame).
+        #[test]
+        fn decoding_mutated_entries_never_panics(at in 0usize..64, value in 0u8..=255) {
+            let mut w = Writer::default();
+            w.constructed(SEQUENCE, |w| {
+                w.integer(INTEGER, 7);
+                w.constructed(SEARCH_RESULT_ENTRY, |w| {
+                    w.primitive(OCTET_STRING, b"uid=a,dc=x");
+                    w.constructed(SEQUENCE, |w| {
+                        w.constructed(SEQUENCE, |w| {
+                            w.primitive(OCTET_STRING, b"memberOf");
+                            w.constructed(SET, |w| w.primitive(OCTET_STRING, b"cn=g,dc=x"));
+                        });
+                    });
+                });
+            });
+            let mut bytes = w.finish();
+            let i = at % bytes.len();
+            bytes[i] = value;
+            let _ = Message::decode(&bytes);
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         for bad in [

@@ -378,6 +378,33 @@ fn a_server_that_never_answers_costs_one_deadline_then_fails_over() {
 }
 
 #[test]
+fn a_server_that_speaks_something_else_fails_over() {
+    let slapd = Slapd::start();
+    // Answers every connection with one well-framed message that is not LDAP, then closes.
+    let odd = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let odd_url = format!("ldap://{}", odd.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for conn in odd.incoming().take(2) {
+            let Ok(mut conn) = conn else { break };
+            let mut request = [0u8; 512];
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            let _ =
+                std::io::Write::write_all(&mut conn, &[0x30, 0x05, 0x02, 0x01, 0x01, 0x99, 0x00]);
+        }
+    });
+    let settings = search_settings(&format!("{odd_url},{}", slapd.url()));
+    let answer = slapd
+        .directory(&refs(&settings))
+        .check_password("alice", "alice-password");
+    allowed(&answer);
+    assert!(
+        answer.notes[0].contains("not understood"),
+        "{:?}",
+        answer.notes
+    );
+}
+
+#[test]
 fn starttls_and_ldaps_verify_the_server_against_ca_file() {
     let slapd = Slapd::start();
     let mut starttls = search_settings(&slapd.url());
