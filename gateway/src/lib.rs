@@ -26,6 +26,7 @@ pub mod images;
 pub mod metrics;
 pub mod units;
 
+pub mod identity;
 pub mod runtime;
 pub mod scheduler;
 

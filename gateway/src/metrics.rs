@@ -14,6 +14,12 @@ const START_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,
 ];
 
+/// Buckets for resolver calls: 10 µs to 5 s (a call's deadline is seconds at most).
+const RESOLVER_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// All of Orca's metric families.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -39,6 +45,17 @@ pub struct Metrics {
     pub runtime_errors: IntCounterVec,
     /// `orca_state_write_errors_total{}`: failures to persist bindings to the state directory.
     pub state_write_errors: IntCounterVec,
+    /// `orca_resolver_calls_total{resolver,interface,result}`: resolver answers (`allow`,
+    /// `deny`, `pass`, `error`, `cached`).
+    pub resolver_calls: IntCounterVec,
+    /// `orca_resolver_call_duration_seconds{resolver,interface}`: time per call, including
+    /// instantiation when the call needed a new instance.
+    pub resolver_duration: HistogramVec,
+    /// `orca_resolver_failures_total{resolver,kind}`: calls turned into a deny by a failure
+    /// (`trap`, `timeout`, `memory`, `malformed`, `instantiate`, `init`, `busy`).
+    pub resolver_failures: IntCounterVec,
+    /// `orca_resolver_instances_total{resolver}`: instances created (instantiate + init).
+    pub resolver_instances: IntCounterVec,
 }
 
 impl Metrics {
@@ -106,6 +123,33 @@ impl Metrics {
             "Failures to persist bindings to the state directory.",
             &[],
         );
+        let resolver_calls = counter(
+            "orca_resolver_calls_total",
+            "Resolver answers by resolver, interface and result.",
+            &["resolver", "interface", "result"],
+        );
+        let resolver_failures = counter(
+            "orca_resolver_failures_total",
+            "Resolver calls turned into a deny by a failure, by kind.",
+            &["resolver", "kind"],
+        );
+        let resolver_instances = counter(
+            "orca_resolver_instances_total",
+            "Resolver instances created.",
+            &["resolver"],
+        );
+        let resolver_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "orca_resolver_call_duration_seconds",
+                "Time per resolver call, including any instantiation it needed.",
+            )
+            .buckets(RESOLVER_BUCKETS.to_vec()),
+            &["resolver", "interface"],
+        )
+        .expect("metric names and labels are static and valid");
+        registry
+            .register(Box::new(resolver_duration.clone()))
+            .expect("each family is registered once");
         let start_duration = HistogramVec::new(
             HistogramOpts::new(
                 "orca_container_start_duration_seconds",
@@ -130,6 +174,10 @@ impl Metrics {
             image_label_errors,
             runtime_errors,
             state_write_errors,
+            resolver_calls,
+            resolver_duration,
+            resolver_failures,
+            resolver_instances,
         }
     }
 

@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+pub mod plugins;
+
 /// The static busybox from Debian's `busybox-static`.
 pub const BUSYBOX: &str = "/bin/busybox";
 /// Label carrying the hash of a test image's build context and labels.

@@ -42,6 +42,13 @@ pub const DEFAULT_RESTART_GRACE: Duration = Duration::from_secs(120);
 pub const DEFAULT_RESOLVER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Memory cap of one resolver instance, in MiB.
 pub const DEFAULT_RESOLVER_MEMORY_MB: u32 = 64;
+/// Calls one resolver instance answers before a fresh one replaces it (see BENCHMARKS.md:
+/// reuse makes slow-to-instantiate languages cheap; a bound keeps a leak in a plugin bounded).
+pub const DEFAULT_RESOLVER_REUSE: u32 = 1000;
+/// Instances of one resolver alive at once.
+pub const DEFAULT_RESOLVER_CONCURRENCY: u32 = 16;
+/// Longest reuse of a cached resolver answer.
+pub const DEFAULT_RESOLVER_CACHE_MAX: Duration = Duration::from_secs(300);
 /// Name of the embedded HTTPS resolver (bundled `cookie`).
 pub const DEFAULT_SESSION_RESOLVER: &str = "sessions";
 /// Cookie the embedded session resolver sets for the domain.
@@ -85,6 +92,9 @@ pub(super) fn resolvers(state_dir: &Path) -> Vec<ResolverConfig> {
             files: None,
             timeout: DEFAULT_RESOLVER_TIMEOUT,
             memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
+            reuse: DEFAULT_RESOLVER_REUSE,
+            concurrency: DEFAULT_RESOLVER_CONCURRENCY,
+            cache_max: DEFAULT_RESOLVER_CACHE_MAX,
         },
         ResolverConfig {
             name: DEFAULT_SSH_KEYS_RESOLVER.to_string(),
@@ -94,6 +104,9 @@ pub(super) fn resolvers(state_dir: &Path) -> Vec<ResolverConfig> {
             files: Some(state_dir.join(DEFAULT_SSH_KEYS_DIR)),
             timeout: DEFAULT_RESOLVER_TIMEOUT,
             memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
+            reuse: DEFAULT_RESOLVER_REUSE,
+            concurrency: DEFAULT_RESOLVER_CONCURRENCY,
+            cache_max: DEFAULT_RESOLVER_CACHE_MAX,
         },
     ]
 }

@@ -148,6 +148,9 @@ pub(super) struct FileResolver {
     pub(super) files: Option<String>,
     pub(super) timeout: Option<String>,
     pub(super) memory_mb: Option<i64>,
+    pub(super) reuse: Option<i64>,
+    pub(super) concurrency: Option<i64>,
+    pub(super) cache_max: Option<String>,
 }
 
 /// Reads and validates a file; relative paths in it are relative to its directory.

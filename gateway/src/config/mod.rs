@@ -135,6 +135,13 @@ pub struct ResolverConfig {
     pub timeout: Duration,
     /// Memory cap per instance, in MiB.
     pub memory_mb: u32,
+    /// Calls one instance answers before it is replaced by a fresh one (1: a fresh instance
+    /// per call).
+    pub reuse: u32,
+    /// Instances of this resolver alive at once; further calls wait within their deadline.
+    pub concurrency: u32,
+    /// Longest time an answer may be reused when the plugin allows caching (`0s`: never).
+    pub cache_max: Duration,
 }
 
 /// Where a resolver's component comes from.

@@ -111,6 +111,9 @@ pub(super) fn render(c: &Config) -> String {
         }
         line(format!("timeout = {}", duration(r.timeout)));
         line(format!("memory_mb = {}", r.memory_mb));
+        line(format!("reuse = {}", r.reuse));
+        line(format!("concurrency = {}", r.concurrency));
+        line(format!("cache_max = {}", duration(r.cache_max)));
     }
     o
 }

@@ -287,7 +287,8 @@ fn example(key: &str) -> Option<&'static str> {
         "network" => r#"a string such as `"bridge"`"#,
         "launch_parallelism" | "launch_attempts" | "max_containers" => "a whole number such as `4`",
         "memory_mb" => "a whole number such as `64`",
-        "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" => {
+        "reuse" | "concurrency" => "a whole number such as `16`",
+        "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" | "cache_max" => {
             r#"a duration string such as `"500ms"`, `"30s"` or `"2m"`"#
         }
         "https" | "http" | "ssh" | "admin" | "docker" | "scheduler" => {

@@ -5,7 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::defaults::{self, DEFAULT_RESOLVER_MEMORY_MB, DEFAULT_RESOLVER_TIMEOUT};
+use super::defaults::{
+    self, DEFAULT_RESOLVER_CACHE_MAX, DEFAULT_RESOLVER_CONCURRENCY, DEFAULT_RESOLVER_MEMORY_MB,
+    DEFAULT_RESOLVER_REUSE, DEFAULT_RESOLVER_TIMEOUT,
+};
 use super::file::{FileConfig, FileDocker, FileHttps, FileResolver, FileScheduler, FileSsh};
 use super::{
     AdminConfig, Config, ConfigError, DockerConfig, HttpConfig, HttpsConfig, PluginSource,
@@ -19,6 +22,10 @@ pub(super) const BUNDLED_RESOLVERS: &[&str] = &["cookie", "ssh-key", "ldap"];
 const DOCKER_SCHEMES: &[&str] = &["unix://", "tcp://", "http://", "https://"];
 /// Largest `memory_mb`: a resolver answers identity questions, it needs no more.
 const MAX_RESOLVER_MEMORY_MB: i64 = 4096;
+/// Largest `reuse` of a resolver instance.
+const MAX_RESOLVER_REUSE: i64 = 1_000_000;
+/// Largest `concurrency` of a resolver: the engine's instance pool is shared by all.
+const MAX_RESOLVER_CONCURRENCY: i64 = 128;
 /// Longest duration accepted anywhere: longer is a typo, and risks overflow in timer arithmetic.
 const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 /// Largest `launch_parallelism`.
@@ -336,6 +343,19 @@ impl Check<'_> {
             files: r.files.map(|p| self.path(&key("files"), p)),
             timeout: self.duration(&key("timeout"), r.timeout, DEFAULT_RESOLVER_TIMEOUT),
             memory_mb,
+            reuse: self.count(
+                &key("reuse"),
+                r.reuse,
+                DEFAULT_RESOLVER_REUSE,
+                MAX_RESOLVER_REUSE,
+            ),
+            concurrency: self.count(
+                &key("concurrency"),
+                r.concurrency,
+                DEFAULT_RESOLVER_CONCURRENCY,
+                MAX_RESOLVER_CONCURRENCY,
+            ),
+            cache_max: self.duration(&key("cache_max"), r.cache_max, DEFAULT_RESOLVER_CACHE_MAX),
         }
     }
 

@@ -1,0 +1,245 @@
+//! The resolver host against real components: the SDK example, and a hostile fixture whose
+//! every misbehaviour must be contained (a deny within the plugin's limits, a metric, and other
+//! calls still answered).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use orca::config::{PluginSource, ResolverConfig};
+use orca::identity::{Client, Decision, HttpRequest, Identities};
+use orca::metrics::Metrics;
+use orca_tests::plugins;
+
+fn resolver(name: &str, plugin: PathBuf, config: &[(&str, &str)]) -> ResolverConfig {
+    ResolverConfig {
+        name: name.to_string(),
+        plugin: PluginSource::Path(plugin),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        connect: Vec::new(),
+        files: None,
+        timeout: Duration::from_secs(2),
+        memory_mb: 64,
+        reuse: 1000,
+        concurrency: 16,
+        cache_max: Duration::from_secs(300),
+    }
+}
+
+fn request(headers: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        method: "GET".into(),
+        host: "shell.localhost".into(),
+        image: Some("shell".into()),
+        path: "/".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        cookies: Vec::new(),
+        client: Client {
+            address: "127.0.0.1".into(),
+            port: 40000,
+        },
+    }
+}
+
+fn allowed(d: &Decision) -> Option<&str> {
+    match d {
+        Decision::Allow { identity, .. } => Some(&identity.id),
+        _ => None,
+    }
+}
+
+fn denied(d: &Decision) -> String {
+    match d {
+        Decision::Deny { reason, .. } => reason.clone(),
+        other => panic!("expected a deny, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_example_resolves_through_the_chain() {
+    let wasm = plugins::sdk_example().expect("SDK example builds for wasm32-wasip2");
+    let state = tempfile::tempdir().unwrap();
+    let ids = Identities::load(
+        &[resolver("header", wasm, &[("header", "x-forwarded-user")])],
+        state.path(),
+        Metrics::new(),
+    )
+    .await
+    .expect("the example loads");
+    let d = ids.http(&request(&[("x-forwarded-user", "alice")])).await;
+    assert_eq!(allowed(&d), Some("alice"));
+    assert_eq!(ids.http(&request(&[])).await, Decision::Unknown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_setting_stops_the_load_with_the_plugins_words() {
+    let wasm = plugins::sdk_example().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let err = Identities::load(
+        &[resolver("header", wasm, &[("heder", "x")])],
+        state.path(),
+        Metrics::new(),
+    )
+    .await
+    .expect_err("an unknown setting is refused by init");
+    let text = err.to_string();
+    assert!(
+        text.contains("resolver `header` refused its settings"),
+        "{text}"
+    );
+    assert!(text.contains("unknown setting `heder`"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misbehaviour_is_contained() {
+    let wasm = plugins::rust_plugin("orca-fixture-hostile").expect("fixture builds");
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("granted.txt"), "yes").unwrap();
+    // A peer that accepts and never answers, the only address the plugin may reach.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    // A listening peer the plugin was not granted.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap().to_string();
+
+    let mut r = resolver("hostile", wasm, &[("mode", "ok")]);
+    r.timeout = Duration::from_millis(500);
+    r.memory_mb = 32;
+    r.connect = vec![silent_addr.clone()];
+    r.files = Some(files.path().to_path_buf());
+    let metrics = Metrics::new();
+    let ids = Identities::load(&[r], state.path(), metrics.clone())
+        .await
+        .unwrap();
+    let ok = || request(&[("x-user", "alice")]);
+    let bad = |mode: &str| request(&[("x-mode", mode)]);
+
+    assert_eq!(allowed(&ids.http(&ok()).await), Some("alice"));
+
+    let started = Instant::now();
+    let reason = denied(&ids.http(&bad("loop")).await);
+    assert!(reason.contains("deadline"), "{reason}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let reason = denied(&ids.http(&bad("memory")).await);
+    assert!(reason.contains("32 MiB memory cap"), "{reason}");
+
+    let reason = denied(&ids.http(&bad("trap")).await);
+    assert!(reason.contains("trapped"), "{reason}");
+
+    let reason = denied(&ids.http(&bad("huge")).await);
+    assert!(
+        reason.contains("malformed") && reason.contains("deny reason"),
+        "{reason}"
+    );
+
+    let reason = denied(&ids.http(&bad("bad-id")).await);
+    assert!(reason.contains("empty id"), "{reason}");
+
+    // Sockets: the granted address connects, any other is refused inside the plugin.
+    let granted = request(&[("x-mode", "socket"), ("x-target", &silent_addr)]);
+    assert_eq!(allowed(&ids.http(&granted).await), Some("socket-opened"));
+    let refused = request(&[("x-mode", "socket"), ("x-target", &other_addr)]);
+    let reason = denied(&ids.http(&refused).await);
+    assert!(reason.starts_with("connect refused"), "{reason}");
+
+    // Files: the grant is readable at /files, nothing else is.
+    let inside = request(&[("x-mode", "file"), ("x-path", "/files/granted.txt")]);
+    assert_eq!(allowed(&ids.http(&inside).await), Some("file-read"));
+    for path in ["/etc/passwd", "/files/../etc/passwd", "granted.txt"] {
+        let outside = request(&[("x-mode", "file"), ("x-path", path)]);
+        let reason = denied(&ids.http(&outside).await);
+        assert!(reason.starts_with("read refused"), "{path}: {reason}");
+    }
+
+    // A plugin waiting on a peer that never answers is cut at its deadline, and meanwhile
+    // other calls are answered at once.
+    let hang = request(&[("x-mode", "hang"), ("x-target", &silent_addr)]);
+    let started = Instant::now();
+    let (hung, quick) = tokio::join!(ids.http(&hang), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        let d = ids.http(&ok()).await;
+        (d, t.elapsed())
+    });
+    assert!(denied(&hung).contains("deadline"));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(allowed(&quick.0), Some("alice"));
+    assert!(
+        quick.1 < Duration::from_millis(400),
+        "an ok call waited {:?}",
+        quick.1
+    );
+
+    // A spinning call does not stall other calls either (the guest yields at each epoch).
+    let spin = bad("loop");
+    let (spun, quick) = tokio::join!(ids.http(&spin), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        let d = ids.http(&ok()).await;
+        (d, t.elapsed())
+    });
+    assert!(denied(&spun).contains("deadline"));
+    assert_eq!(allowed(&quick.0), Some("alice"));
+    assert!(
+        quick.1 < Duration::from_millis(400),
+        "an ok call waited {:?}",
+        quick.1
+    );
+
+    assert_eq!(allowed(&ids.http(&ok()).await), Some("alice"));
+    let text = metrics.render();
+    for kind in ["timeout", "memory", "trap", "malformed"] {
+        let line = format!("orca_resolver_failures_total{{kind=\"{kind}\",resolver=\"hostile\"}}");
+        assert!(text.contains(&line), "no {line} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_components_are_cached_in_the_state_directory() {
+    let wasm = plugins::sdk_example().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let first = Identities::load(
+        &[resolver("h", wasm.clone(), &[])],
+        state.path(),
+        Metrics::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first.compile_cache_stats(),
+        (0, 1),
+        "a fresh state directory compiles"
+    );
+    drop(first);
+    // The cache is written by a background worker: wait for it to land.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let second = Identities::load(
+            &[resolver("h", wasm.clone(), &[])],
+            state.path(),
+            Metrics::new(),
+        )
+        .await
+        .unwrap();
+        if second.compile_cache_stats() == (1, 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second load never used the cache"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
