@@ -77,8 +77,7 @@ fn build<'a>(root: &Path, present: &[&(&'a str, &str, &str)]) -> Vec<(&'a str, P
         .arg("--target")
         .arg("wasm32-wasip2")
         .arg("--manifest-path")
-        .arg(root.join("plugins").join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir);
+        .arg(root.join("plugins").join("Cargo.toml"));
     for (_, _, krate) in present {
         cmd.arg("-p").arg(krate);
     }
@@ -97,6 +96,7 @@ fn build<'a>(root: &Path, present: &[&(&'a str, &str, &str)]) -> Vec<(&'a str, P
     ] {
         cmd.env_remove(var);
     }
+    cmd.env("CARGO_TARGET_DIR", &target_dir);
     let status = cmd
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));

@@ -49,6 +49,38 @@ pub enum Command {
     },
     /// Print the table of image labels Orca understands.
     Labels,
+    /// Work with identity resolver plugins.
+    Plugin {
+        /// What to do with a plugin.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `orca plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Say which orca:identity interfaces a component exports, or exactly why it does not fit.
+    Check {
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
+}
+
+/// `orca plugin check FILE.wasm`: exit 0 when the component fits, 1 when it does not, 2 when
+/// the file cannot be read or is not a component.
+pub async fn plugin_check(file: &Path) -> (String, i32) {
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => return (format!("{}: cannot read: {e}\n", file.display()), 2),
+    };
+    match crate::identity::check::check(&bytes).await {
+        Ok(report) => {
+            let code = if report.fits() { 0 } else { 1 };
+            (format!("{}: {report}", file.display()), code)
+        }
+        Err(e) => (format!("{}: {e}\n", file.display()), 2),
+    }
 }
 
 /// Loads the config named on the command line, or the embedded defaults.

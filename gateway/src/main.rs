@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use orca::cli::{self, Cli, Command};
+use orca::cli::{self, Cli, Command, PluginCommand};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -33,6 +33,9 @@ async fn run(command: Command) -> ExitCode {
     let (text, code) = match command {
         Command::CheckConfig { file } => cli::check_config(&file),
         Command::Labels => (cli::labels(), 0),
+        Command::Plugin {
+            command: PluginCommand::Check { file },
+        } => cli::plugin_check(&file).await,
         Command::Images { config } => match cli::load_config(config.as_deref()) {
             Ok(c) => cli::images(&c).await,
             Err(e) => (e, 1),

@@ -214,8 +214,12 @@ mod tests {
         m.image_label_errors.with_label_values(&["x"]).set(1);
         m.runtime_errors.with_label_values(&["create"]).inc();
         m.state_write_errors.with_label_values::<&str>(&[]).inc();
-        m.resolver_calls.with_label_values(&["r", "http", "allow"]).inc();
-        m.resolver_duration.with_label_values(&["r", "http"]).observe(0.001);
+        m.resolver_calls
+            .with_label_values(&["r", "http", "allow"])
+            .inc();
+        m.resolver_duration
+            .with_label_values(&["r", "http"])
+            .observe(0.001);
         m.resolver_failures.with_label_values(&["r", "trap"]).inc();
         m.resolver_instances.with_label_values(&["r"]).inc();
         let families: Vec<String> = m

@@ -1,13 +1,15 @@
 //! `orca serve`: assemble the stages and run until shutdown.
 //!
-//! Today the gateway runs the image catalogue, the scheduler and the container lifecycle;
-//! the HTTPS and SSH listeners and the admin endpoint are assembled here as they land.
+//! Today the gateway loads its identity resolvers and runs the image catalogue, the scheduler
+//! and the container lifecycle; the HTTPS and SSH listeners and the admin endpoint are
+//! assembled here as they land.
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::identity::{Identities, LoadError};
 use crate::metrics::Metrics;
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::DockerRuntime;
@@ -29,6 +31,9 @@ pub enum ServeError {
     /// The container engine is unreachable or refused the start-up requests.
     #[error("{0}")]
     Runtime(#[from] RuntimeError),
+    /// A resolver could not be loaded.
+    #[error("{0}")]
+    Identity(#[from] LoadError),
 }
 
 /// Runs the gateway until `shutdown` is cancelled. Containers are left running for the next
@@ -44,7 +49,21 @@ pub async fn run(
     })?;
     let runtime =
         DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
+    // Granted directories inside the state directory (the embedded SSH keys directory) are
+    // Orca's own to create; any other must exist.
+    for dir in config.resolvers.iter().filter_map(|r| r.files.as_ref()) {
+        if dir.starts_with(&config.state_dir) {
+            std::fs::create_dir_all(dir).map_err(|source| ServeError::StateDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+    }
     let metrics = Arc::new(Metrics::new());
+    // Resolvers first: a plugin that does not load is a configuration error, reported before
+    // anything touches the container engine.
+    let identities =
+        Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?;
     let scheduler =
         Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
     let rows = scheduler.catalogue().rows();
@@ -57,10 +76,12 @@ pub async fn run(
         disabled = rows.iter().filter(|r| r.spec.is_err()).count(),
         containers = scheduler.status().containers.len(),
         instance = %config.instance,
+        resolvers = identities.plugins().len(),
         "orca is running"
     );
     shutdown.cancelled().await;
     tracing::info!(cleanup, "shutting down");
     scheduler.shutdown(cleanup).await;
+    identities.flush();
     Ok(())
 }

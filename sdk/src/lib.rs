@@ -94,7 +94,12 @@ pub trait Session: Http {
 
 /// Bindings generated for the host imports and the shared types.
 #[doc(hidden)]
-#[allow(unsafe_code, missing_docs, unreachable_pub, missing_debug_implementations)]
+#[allow(
+    unsafe_code,
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations
+)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -60,8 +60,7 @@ impl Settings {
     /// Like [`Settings::only`], also accepting keys that start with one of `prefixes`.
     pub fn only_with_prefixes(&self, known: &[&str], prefixes: &[&str]) -> Result<(), String> {
         for key in self.values.keys() {
-            let fits = known.contains(&key.as_str())
-                || prefixes.iter().any(|p| key.starts_with(p));
+            let fits = known.contains(&key.as_str()) || prefixes.iter().any(|p| key.starts_with(p));
             if !fits {
                 let mut accepted: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
                 accepted.extend(prefixes.iter().map(|p| format!("`{p}…`")));
@@ -81,7 +80,9 @@ impl Settings {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "yes" | "on" | "1" => Ok(true),
                 "false" | "no" | "off" | "0" => Ok(false),
-                _ => Err(format!("setting `{key}` = `{v}` is not a boolean: use true or false")),
+                _ => Err(format!(
+                    "setting `{key}` = `{v}` is not a boolean: use true or false"
+                )),
             },
         }
     }
@@ -142,7 +143,9 @@ fn parse_duration(text: &str) -> Option<Duration> {
         }
         let n: u64 = rest.get(..digits)?.parse().ok()?;
         rest = rest.get(digits..)?;
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = rest.get(..unit_len)?;
         rest = rest.get(unit_len..)?;
         let step = match unit {
@@ -169,27 +172,53 @@ mod tests {
     #[test]
     fn durations_parse_like_the_gateway_config() {
         let s = settings(&[("a", "1h30m"), ("b", "500ms"), ("c", "15"), ("d", "2x")]);
-        assert_eq!(s.duration("a", Duration::ZERO), Ok(Duration::from_secs(5400)));
-        assert_eq!(s.duration("b", Duration::ZERO), Ok(Duration::from_millis(500)));
-        assert!(s.duration("c", Duration::ZERO).unwrap_err().contains("`c` = `15`"));
+        assert_eq!(
+            s.duration("a", Duration::ZERO),
+            Ok(Duration::from_secs(5400))
+        );
+        assert_eq!(
+            s.duration("b", Duration::ZERO),
+            Ok(Duration::from_millis(500))
+        );
+        assert!(
+            s.duration("c", Duration::ZERO)
+                .unwrap_err()
+                .contains("`c` = `15`")
+        );
         assert!(s.duration("d", Duration::ZERO).is_err());
-        assert_eq!(s.duration("z", Duration::from_secs(7)), Ok(Duration::from_secs(7)));
+        assert_eq!(
+            s.duration("z", Duration::from_secs(7)),
+            Ok(Duration::from_secs(7))
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
         let s = settings(&[("cookie", "x"), ("tll", "1h"), ("user:bob", "k")]);
-        let e = s.only_with_prefixes(&["cookie", "ttl"], &["user:"]).unwrap_err();
+        let e = s
+            .only_with_prefixes(&["cookie", "ttl"], &["user:"])
+            .unwrap_err();
         assert!(e.contains("`tll`") && e.contains("`ttl`"), "{e}");
-        assert!(settings(&[("user:bob", "k")]).only_with_prefixes(&[], &["user:"]).is_ok());
+        assert!(
+            settings(&[("user:bob", "k")])
+                .only_with_prefixes(&[], &["user:"])
+                .is_ok()
+        );
     }
 
     #[test]
     fn numbers_booleans_and_lists() {
         let s = settings(&[("n", "70000"), ("b", "maybe"), ("l", " a, b,,c ")]);
-        assert!(s.number("n", 1, 1, 65535).unwrap_err().contains("from 1 to 65535"));
+        assert!(
+            s.number("n", 1, 1, 65535)
+                .unwrap_err()
+                .contains("from 1 to 65535")
+        );
         assert!(s.bool("b", false).unwrap_err().contains("`maybe`"));
         assert_eq!(s.list("l"), vec!["a", "b", "c"]);
-        assert_eq!(s.require("x", "a URL").unwrap_err(), "setting `x` is missing: set it to a URL");
+        assert_eq!(
+            s.require("x", "a URL").unwrap_err(),
+            "setting `x` is missing: set it to a URL"
+        );
     }
 }

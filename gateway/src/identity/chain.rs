@@ -181,6 +181,14 @@ impl Identities {
                         source_name,
                         reason: format!("{e:#}"),
                     })?;
+            if let Some(dir) = &r.files
+                && !dir.is_dir()
+            {
+                return Err(LoadError::Files {
+                    resolver: r.name.clone(),
+                    path: dir.display().to_string(),
+                });
+            }
             let (connect, name_lookup) = resolve_connect(r).await?;
             let sandbox = Sandbox {
                 connect,

@@ -12,6 +12,9 @@ use super::host::State;
 use super::kv::Namespace;
 use super::plugin::{self, Exports};
 
+/// How long instantiation and `init` of a checked component may run.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the check found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -153,7 +156,16 @@ pub async fn check(bytes: &[u8]) -> Result<Report, String> {
         State::new(wasi, "check".into(), Namespace::in_memory(), 256 << 20),
     );
     store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(u64::MAX);
+    // Instantiation and `init` of a component under check get the default call deadline.
+    store.data_mut().deadline = std::time::Instant::now() + CHECK_DEADLINE;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if std::time::Instant::now() >= ctx.data().deadline {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(i) => i,
         Err(e) => {

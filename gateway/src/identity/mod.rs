@@ -113,6 +113,17 @@ pub enum LoadError {
         /// Resolver error.
         reason: String,
     },
+    /// The `files` directory does not exist.
+    #[error(
+        "resolver `{resolver}`: `files` directory `{path}` does not exist; create it or fix \
+         the path"
+    )]
+    Files {
+        /// Resolver name.
+        resolver: String,
+        /// The directory.
+        path: String,
+    },
     /// The engine or the state directory failed.
     #[error("resolvers: {0}")]
     Engine(String),

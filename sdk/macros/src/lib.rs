@@ -60,7 +60,9 @@ const INTERFACES: &[(&str, &str)] = &[
 #[proc_macro]
 pub fn export(input: TokenStream) -> TokenStream {
     match expand(input) {
-        Ok(code) => code.parse().unwrap_or_else(|e| error(&format!("orca_sdk::export!: {e}"))),
+        Ok(code) => code
+            .parse()
+            .unwrap_or_else(|e| error(&format!("orca_sdk::export!: {e}"))),
         Err(message) => error(&message),
     }
 }
@@ -86,9 +88,11 @@ fn expand(input: TokenStream) -> Result<String, String> {
             .to_string());
     }
     if names.iter().any(|n| n == "session") && !names.iter().any(|n| n == "http") {
-        return Err("orca_sdk::export!: a `session` resolver must also export `http`: it is \
+        return Err(
+            "orca_sdk::export!: a `session` resolver must also export `http`: it is \
                     the one that recognises the cookies it issues"
-            .to_string());
+                .to_string(),
+        );
     }
     let exports: String = chosen
         .iter()
@@ -98,9 +102,16 @@ fn expand(input: TokenStream) -> Result<String, String> {
         "{PACKAGE}\n/// The exports of this plugin, chosen by `orca_sdk::export!`.\n\
          world orca-sdk-plugin {{\n include base;\n {exports}}}\n"
     );
-    let glue: String = chosen.iter().map(|(_, g)| *g).collect::<Vec<_>>().join("\n");
+    let glue: String = chosen
+        .iter()
+        .map(|(_, g)| *g)
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok(format!(
         r#"
+// Only for WebAssembly: the export names (`orca:identity/http@0.1.0#resolve`) are not symbols
+// a native linker accepts, and native builds of a plugin exist only for its unit tests.
+#[cfg(target_family = "wasm")]
 #[doc(hidden)]
 #[allow(unsafe_code, unreachable_pub, missing_docs, missing_debug_implementations)]
 mod __orca_sdk_export {{
