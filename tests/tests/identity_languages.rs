@@ -35,7 +35,7 @@ fn resolver(name: &str, plugin: PathBuf, config: &[(&str, &str)]) -> ResolverCon
 
 fn state_dir() -> PathBuf {
     let dir = plugins::repo_root().join("target/test-state/identity-languages");
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("target/ is writable");
     dir
 }
 

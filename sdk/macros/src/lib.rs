@@ -107,8 +107,28 @@ fn expand(input: TokenStream) -> Result<String, String> {
         .map(|(_, g)| *g)
         .collect::<Vec<_>>()
         .join("\n");
+    // Native builds (a plugin's unit tests) get no exports; naming the trait methods keeps the
+    // same trait checks and counts the resolver as used.
+    let uses: String = chosen
+        .iter()
+        .map(|(n, _)| match *n {
+            "http" => format!("let _ = <{ty} as ::orca_sdk::Http>::resolve;"),
+            "ssh" => format!("let _ = <{ty} as ::orca_sdk::Ssh>::resolve;"),
+            "password" => format!("let _ = <{ty} as ::orca_sdk::Password>::check;"),
+            _ => format!(
+                "let _ = <{ty} as ::orca_sdk::Session>::issue; \
+                 let _ = <{ty} as ::orca_sdk::Session>::revoke;"
+            ),
+        })
+        .collect();
     Ok(format!(
         r#"
+#[cfg(not(target_family = "wasm"))]
+const _: () = {{
+    let _ = <{ty} as ::orca_sdk::Resolver>::init;
+    {uses}
+}};
+
 // Only for WebAssembly: the export names (`orca:identity/http@0.1.0#resolve`) are not symbols
 // a native linker accepts, and native builds of a plugin exist only for its unit tests.
 #[cfg(target_family = "wasm")]
