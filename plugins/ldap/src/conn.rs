@@ -327,6 +327,12 @@ fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Error>
                 Err(e) => last = format!("{addr}: {e}"),
             },
             Err(e) if is_timeout(&e) => return Err(Error::Timeout("connecting")),
+            // What the gateway answers for an address outside the resolver's `connect` list.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                last = format!(
+                    "{addr}: not permitted; is the address in the resolver's `connect` list? ({e})"
+                );
+            }
             Err(e) => last = format!("{addr}: {e}"),
         }
     }
