@@ -5,7 +5,6 @@
 //! Needs `ssh-keygen` (openssh-client) and, for the LDAP tests, Debian's `slapd ldap-utils
 //! openssl` (installed by `scripts/setup`).
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -30,21 +29,7 @@ use sha2::{Digest, Sha256};
 
 /// A bundled resolver with the gateway's defaults (2 s, 64 MiB, reuse 1000, 16 instances).
 fn bundled(name: &str, plugin: &str, config: &[(&str, &str)]) -> ResolverConfig {
-    ResolverConfig {
-        name: name.to_string(),
-        plugin: PluginSource::Bundled(plugin.into()),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        connect: Vec::new(),
-        files: None,
-        timeout: Duration::from_secs(2),
-        memory_mb: 64,
-        reuse: 1000,
-        concurrency: 16,
-        cache_max: Duration::from_secs(300),
-    }
+    orca_tests::identity::resolver(name, PluginSource::Bundled(plugin.into()), config)
 }
 
 async fn load(resolvers: &[ResolverConfig], state: &Path) -> Identities {
@@ -54,25 +39,15 @@ async fn load(resolvers: &[ResolverConfig], state: &Path) -> Identities {
 }
 
 fn client() -> Client {
-    Client {
-        address: "192.0.2.7".into(),
-        port: 40000,
-    }
+    orca_tests::identity::client("192.0.2.7")
 }
 
 fn request(cookies: &[(&str, &str)]) -> HttpRequest {
-    HttpRequest {
-        method: "GET".into(),
-        host: "shell.localhost".into(),
-        image: Some("shell".into()),
-        path: "/".into(),
-        headers: vec![("user-agent".into(), "identity-bundled-test".into())],
-        cookies: cookies
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        client: client(),
-    }
+    orca_tests::identity::http_request(
+        "192.0.2.7",
+        &[("user-agent", "identity-bundled-test")],
+        cookies,
+    )
 }
 
 fn identity(id: &str, name: Option<&str>, groups: &[&str]) -> Identity {

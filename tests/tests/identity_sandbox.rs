@@ -2,49 +2,20 @@
 //! every misbehaviour must be contained (a deny within the plugin's limits, a metric, and other
 //! calls still answered).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use orca::config::{PluginSource, ResolverConfig};
-use orca::identity::{Client, Decision, HttpRequest, Identities};
+use orca::identity::{Decision, HttpRequest, Identities};
 use orca::metrics::Metrics;
-use orca_tests::plugins;
+use orca_tests::{identity, plugins};
 
 fn resolver(name: &str, plugin: PathBuf, config: &[(&str, &str)]) -> ResolverConfig {
-    ResolverConfig {
-        name: name.to_string(),
-        plugin: PluginSource::Path(plugin),
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        connect: Vec::new(),
-        files: None,
-        timeout: Duration::from_secs(2),
-        memory_mb: 64,
-        reuse: 1000,
-        concurrency: 16,
-        cache_max: Duration::from_secs(300),
-    }
+    identity::resolver(name, PluginSource::Path(plugin), config)
 }
 
 fn request(headers: &[(&str, &str)]) -> HttpRequest {
-    HttpRequest {
-        method: "GET".into(),
-        host: "shell.localhost".into(),
-        image: Some("shell".into()),
-        path: "/".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        cookies: Vec::new(),
-        client: Client {
-            address: "127.0.0.1".into(),
-            port: 40000,
-        },
-    }
+    identity::http_request("127.0.0.1", headers, &[])
 }
 
 fn allowed(d: &Decision) -> Option<&str> {
@@ -163,6 +134,15 @@ async fn every_misbehaviour_is_contained() {
         assert!(reason.starts_with("read refused"), "{path}: {reason}");
     }
 
+    // The grant is read-only.
+    let write = request(&[("x-mode", "write"), ("x-path", "/files/granted.txt")]);
+    let reason = denied(&ids.http(&write).await);
+    assert!(reason.starts_with("write refused"), "{reason}");
+    assert_eq!(
+        std::fs::read_to_string(files.path().join("granted.txt")).unwrap(),
+        "yes"
+    );
+
     // A plugin waiting on a peer that never answers is cut at its deadline, and meanwhile
     // other calls are answered at once.
     let hang = request(&[("x-mode", "hang"), ("x-target", &silent_addr)]);
@@ -242,4 +222,72 @@ async fn compiled_components_are_cached_in_the_state_directory() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Captures log lines written while it is the thread's default subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One thread (current-thread runtime), so the calls log to this test's subscriber.
+#[tokio::test]
+async fn plugin_output_goes_to_the_log_under_its_name() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let wasm = plugins::rust_plugin("orca-fixture-hostile").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ids = Identities::load(
+        &[resolver("noisy", wasm, &[("mode", "print")])],
+        state.path(),
+        Metrics::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ids.http(&request(&[])).await, Decision::Unknown);
+    // WASI writes stdout through a background task: give it the thread until both lines land.
+    let logged = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for _ in 0..200 {
+        let text = logged();
+        let ours = |needle: &str| {
+            text.lines()
+                .any(|l| l.contains(needle) && l.contains("resolver=\"noisy\""))
+        };
+        if ours("hello on stdout") && ours("hello on stderr") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(ids);
+    let text = logged();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle) && l.contains("resolver=\"noisy\""))
+            .unwrap_or_else(|| panic!("no log line with {needle:?} in:\n{text}"))
+            .to_string()
+    };
+    let out = line("hostile fixture says hello on stdout");
+    assert!(
+        out.contains("INFO") && out.contains("resolver=\"noisy\""),
+        "{out}"
+    );
+    let err = line("hostile fixture says hello on stderr");
+    assert!(
+        err.contains("WARN") && err.contains("resolver=\"noisy\""),
+        "{err}"
+    );
 }

@@ -6,12 +6,11 @@
 //!
 //! Usage: resolver-bench [calls-per-case]   (prints a Markdown table)
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use orca::config::{PluginSource, ResolverConfig};
-use orca::identity::{Client, Decision, HttpRequest, Identities, Identity};
+use orca::identity::{Decision, HttpRequest, Identities, Identity};
 use orca::metrics::Metrics;
 use sha2::{Digest, Sha256};
 
@@ -21,41 +20,16 @@ fn resolver(
     config: &[(&str, &str)],
     reuse: u32,
 ) -> ResolverConfig {
-    ResolverConfig {
-        name: name.to_string(),
-        plugin,
-        config: config
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        connect: Vec::new(),
-        files: None,
-        timeout: Duration::from_secs(5),
-        memory_mb: 128,
-        reuse,
-        concurrency: 4,
-        cache_max: Duration::ZERO,
-    }
+    let mut r = orca_tests::identity::resolver(name, plugin, config);
+    r.timeout = Duration::from_secs(5);
+    r.memory_mb = 128;
+    r.reuse = reuse;
+    r.cache_max = Duration::ZERO;
+    r
 }
 
 fn request(headers: &[(&str, &str)], cookies: &[(&str, &str)]) -> HttpRequest {
-    let pairs = |list: &[(&str, &str)]| {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    HttpRequest {
-        method: "GET".into(),
-        host: "notebook.localhost".into(),
-        image: Some("notebook".into()),
-        path: "/lab".into(),
-        headers: pairs(headers),
-        cookies: pairs(cookies),
-        client: Client {
-            address: "10.0.0.5".into(),
-            port: 50000,
-        },
-    }
+    orca_tests::identity::http_request("10.0.0.5", headers, cookies)
 }
 
 struct Row {
