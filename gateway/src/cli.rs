@@ -74,7 +74,7 @@ pub async fn plugin_check(file: &Path) -> (String, i32) {
         Ok(b) => b,
         Err(e) => return (format!("{}: cannot read: {e}\n", file.display()), 2),
     };
-    match crate::identity::check::check(&bytes).await {
+    match crate::identity::wasm::check::check(&bytes).await {
         Ok(report) => {
             let code = if report.fits() { 0 } else { 1 };
             (format!("{}: {report}", file.display()), code)

@@ -8,7 +8,9 @@
 //!                                               └──▶ runtime (Docker: create, start, stop, events)
 //! ```
 //!
-//! - `identity` (next issue) turns a connection into an [`scheduler::UserId`].
+//! - [`identity`] asks the resolver plugins (WebAssembly components, loaded by wasmtime in a
+//!   sandbox) who a request or an SSH attempt is, and answers a [`identity::Decision`]; its
+//!   allowed identity's id becomes the [`scheduler::UserId`].
 //! - [`scheduler`] decides which container serves a (user, image) pair: the user's bound
 //!   container, else the fullest running one with a free slot, else a new one. It hands back a
 //!   [`scheduler::Lease`]: the container's endpoint plus an activity handle. It is the only

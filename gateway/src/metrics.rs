@@ -52,7 +52,8 @@ pub struct Metrics {
     /// instantiation when the call needed a new instance.
     pub resolver_duration: HistogramVec,
     /// `orca_resolver_failures_total{resolver,kind}`: calls turned into a deny by a failure
-    /// (`trap`, `timeout`, `memory`, `malformed`, `instantiate`, `init`, `busy`).
+    /// (`trap`, `timeout`, `memory`, `malformed`, `instantiate`, `init`, `busy`), and sockets
+    /// the sandbox refused (`socket`).
     pub resolver_failures: IntCounterVec,
     /// `orca_resolver_instances_total{resolver}`: instances created (instantiate + init).
     pub resolver_instances: IntCounterVec,

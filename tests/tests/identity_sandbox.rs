@@ -180,7 +180,7 @@ async fn every_misbehaviour_is_contained() {
 
     assert_eq!(allowed(&ids.http(&ok()).await), Some("alice"));
     let text = metrics.render();
-    for kind in ["timeout", "memory", "trap", "malformed"] {
+    for kind in ["timeout", "memory", "trap", "malformed", "socket"] {
         let line = format!("orca_resolver_failures_total{{kind=\"{kind}\",resolver=\"hostile\"}}");
         assert!(text.contains(&line), "no {line} in\n{text}");
     }

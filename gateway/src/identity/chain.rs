@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::kv::{self, Namespace};
-use super::plugin::{Answer, Plugin, Question, Sandbox};
+use super::wasm::engine;
+use super::wasm::plugin::{Answer, Plugin, Question, Sandbox};
 use super::{
     Client, Credential, Failure, HttpRequest, Identity, Interface, Issued, LoadError, SshAttempt,
-    Verdict, bundled, engine,
+    Verdict, bundled,
 };
 use crate::config::{PluginSource, ResolverConfig};
 use crate::metrics::Metrics;
@@ -164,7 +165,7 @@ impl Identities {
         let (engine, compile_cache) = engine::build(Some(&cache_dir), max_memory)
             .map_err(|e| LoadError::Engine(format!("cannot start wasmtime: {e:#}")))?;
         engine::start_ticker(&engine);
-        let linker = super::plugin::linker(&engine)
+        let linker = super::wasm::plugin::linker(&engine)
             .map_err(|e| LoadError::Engine(format!("cannot link host imports: {e:#}")))?;
 
         let mut plugins = Vec::new();

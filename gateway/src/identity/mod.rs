@@ -1,31 +1,29 @@
 //! Identity: who is at the door, decided by resolver plugins (WASI preview-2 components
 //! implementing `wit/identity.wit`, SPEC §5).
 //!
-//! - [`engine`]: the one wasmtime engine (pooling allocator, epoch deadlines, compile cache).
-//! - [`plugin`]: one resolver — its sandbox, its instances, one question under a deadline.
 //! - [`chain`]: the resolvers in configured order, allow/deny/pass per protocol, answer cache.
-//! - [`host`]: the `log` and `store` imports and the memory cap; [`kv`]: the store itself.
-//! - [`check`]: `orca plugin check`; [`bundled`]: the resolvers built into the binary.
+//! - [`wasm`]: the wasmtime side — the one `bindgen!`, the engine (pooling allocator, epoch
+//!   deadlines, compile cache), a plugin with its sandbox and instances
+//!   ([`wasm::plugin`]), `orca plugin check` ([`wasm::check`]), and the host imports `log` and
+//!   `store`.
+//! - [`kv`]: the store namespaces behind the `store` import; [`bundled`]: the resolvers built
+//!   into the binary.
 //!
 //! A plugin failure of any kind is a deny for that call, a log line naming the plugin, and a
 //! metric; never a crash, and never a wait beyond the plugin's own deadline.
 
-mod bindings;
 pub mod bundled;
 pub mod chain;
-pub mod check;
-mod engine;
-mod host;
 pub mod kv;
-pub mod plugin;
+pub mod wasm;
 
 use std::time::Duration;
 
-pub use bindings::orca::identity::types::{
+pub use chain::{Decision, Identities};
+pub use wasm::bindings::orca::identity::types::{
     Client, Credential, Denial, Grant, HttpRequest, Identity, Issued, PublicKey, SshAttempt,
     Verdict,
 };
-pub use chain::{Decision, Identities};
 
 /// The four questions a resolver may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -7,10 +7,10 @@ use wasmtime::Store;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use super::State;
 use super::bindings::exports::orca::identity::{http, lifecycle, password, session, ssh};
-use super::host::State;
-use super::kv::Namespace;
 use super::plugin::{self, Exports};
+use crate::identity::kv::Namespace;
 
 /// How long instantiation and `init` of a checked component may run.
 const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -22,9 +22,9 @@ use super::bindings::orca::identity::log::Level;
 use super::bindings::orca::identity::types::{
     Client, HttpRequest, Identity, Issued, SshAttempt, Verdict,
 };
-use super::host::{LogStream, State};
-use super::kv::Namespace;
-use super::{Failure, Interface, LoadError};
+use super::{LogStream, State};
+use crate::identity::kv::Namespace;
+use crate::identity::{Failure, Interface, LoadError};
 
 /// Where a resolver's component appears inside the guest for `files`.
 pub const FILES_GUEST_PATH: &str = "/files";
@@ -324,6 +324,11 @@ impl Plugin {
         b.allow_tcp(!self.sandbox.connect.is_empty());
         b.allow_ip_name_lookup(self.sandbox.name_lookup);
         let allowed = Arc::new(self.sandbox.connect.clone());
+        let name = self.name.clone();
+        let refused = self
+            .metrics
+            .resolver_failures
+            .with_label_values(&[&*self.name, "socket"]);
         b.socket_addr_check(move |addr, usage| {
             let ok = match usage {
                 // wasmtime-wasi binds a connecting socket to the wildcard address first; only
@@ -332,6 +337,15 @@ impl Plugin {
                 SocketAddrUse::TcpConnect => allowed.contains(&addr),
                 _ => false,
             };
+            if !ok {
+                // The plugin sees the refusal as an error and answers for itself (usually a
+                // deny); the operator learns here what it tried.
+                refused.inc();
+                tracing::warn!(
+                    resolver = %name,
+                    "refused a socket {usage:?} to {addr}: not in the resolver's `connect` list"
+                );
+            }
             Box::pin(async move { ok })
         });
         if let Some(dir) = &self.sandbox.files {
