@@ -1166,3 +1166,33 @@ async fn ldap_outside_the_connect_list_is_refused_by_the_sandbox() {
         assert!(denied(&d).1.contains("cannot connect"), "{d:?}");
     }
 }
+
+/// The proxy strips the session resolvers' cookies from every forwarded request: the names are
+/// learnt at load from each session resolver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookie_names_are_known_from_the_start() {
+    let state = tempfile::tempdir().unwrap();
+    let plain = load(&[bundled("sessions", "cookie", &[])], state.path()).await;
+    assert_eq!(
+        plain.session_cookie_names(),
+        vec!["orca_session".to_string()]
+    );
+    let state = tempfile::tempdir().unwrap();
+    let with_token = load(
+        &[bundled(
+            "sessions",
+            "cookie",
+            &[
+                ("cookie", "sid"),
+                ("token_url", "http://127.0.0.1:9/check"),
+                ("token_cookie", "orca_token"),
+            ],
+        )],
+        state.path(),
+    )
+    .await;
+    assert_eq!(
+        with_token.session_cookie_names(),
+        vec!["orca_token".to_string(), "sid".to_string()]
+    );
+}

@@ -95,6 +95,7 @@ pub struct Identities {
     metrics: Metrics,
     flusher: tokio::task::JoinHandle<()>,
     compile_cache: Option<wasmtime::Cache>,
+    session_cookies: Vec<String>,
 }
 
 impl Drop for Identities {
@@ -235,14 +236,31 @@ impl Identities {
             .iter()
             .map(|p| (p.name().to_string(), p.kv().clone()))
             .collect();
-        Ok(Identities {
+        let mut ids = Identities {
             plugins,
             cache_max,
             cache: Mutex::new(HashMap::new()),
             metrics,
             flusher: kv::spawn_flusher(namespaces, FLUSH_EVERY),
             compile_cache,
-        })
+            session_cookies: Vec::new(),
+        };
+        // Session resolvers name their cookies in answer to a logout without cookies; the
+        // proxy strips those names from every request it forwards.
+        let nobody = HttpRequest {
+            method: "GET".into(),
+            host: String::new(),
+            image: None,
+            path: "/".into(),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            client: Client {
+                address: "0.0.0.0".into(),
+                port: 0,
+            },
+        };
+        ids.session_cookies = ids.revoke(&nobody).await;
+        Ok(ids)
     }
 
     /// The loaded resolvers, in order.
@@ -256,6 +274,11 @@ impl Identities {
         self.compile_cache
             .as_ref()
             .map_or((0, 0), |c| (c.cache_hits(), c.cache_misses()))
+    }
+
+    /// The cookies the session resolvers use: never forwarded to a container.
+    pub fn session_cookie_names(&self) -> Vec<String> {
+        self.session_cookies.clone()
     }
 
     /// Whether some resolver checks passwords (the HTTPS login form is offered then).
