@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod units;
 
 pub mod identity;
+pub mod proxy;
 pub mod runtime;
 pub mod scheduler;
 

@@ -1,0 +1,249 @@
+//! The last stage: forwards a user's request to their container and streams the answer back.
+//!
+//! The proxy knows neither the scheduler nor Docker: it is handed a [`Target`] (an address, a
+//! meter for activity, and something to keep alive while the exchange lasts) and the
+//! [`Forwarded`] facts about the client. Upstream it speaks HTTP/1.1 over pooled keep-alive
+//! connections, whatever the client spoke; bodies stream frame by frame in both directions and
+//! are never collected. Upgrades (WebSocket and others) are relayed as raw streams, with
+//! `splice(2)` when both sides are plain TCP sockets on Linux.
+
+use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+mod body;
+mod error;
+mod headers;
+#[cfg(target_os = "linux")]
+mod splice;
+mod upgrade;
+
+pub use error::ProxyError;
+
+use body::{Direction, Metered};
+use upgrade::RelayCounters;
+
+/// A streamed body in either direction; errors are boxed so both sides' kinds fit.
+pub type Body =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Reports bytes moved: `(to the container, to the client)`. Called as frames pass, so it must
+/// be cheap (the scheduler's `Activity::record` is two atomic adds).
+pub type Meter = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// How long to wait for a container to accept a connection, by default.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle pooled connection to a container is kept, by default.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How many idle connections are pooled per container address, by default.
+pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 32;
+
+/// Tuning for [`Proxy::new`].
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Longest wait for a container to accept a TCP connection.
+    pub connect_timeout: Duration,
+    /// How long an idle keep-alive connection to a container stays in the pool.
+    pub pool_idle_timeout: Duration,
+    /// Most idle connections kept per container address.
+    pub max_idle_per_host: usize,
+    /// Relay upgraded plain-TCP streams with `splice(2)` on Linux; off forces the portable copy.
+    pub zero_copy: bool,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            max_idle_per_host: DEFAULT_MAX_IDLE_PER_HOST,
+            zero_copy: true,
+        }
+    }
+}
+
+/// Where to send a request and how to report its activity.
+pub struct Target {
+    /// The container's HTTP endpoint.
+    pub addr: SocketAddr,
+    /// Receives byte counts as they flow, in both directions.
+    pub meter: Meter,
+    /// Held until the response body (or the upgraded stream) is finished: the caller puts its
+    /// scheduler lease here so a long download or an open WebSocket keeps the session open.
+    pub keep: Box<dyn Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the container is told about the client, and what it must not see.
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The user's id, sent as `X-Orca-User`.
+    pub user: String,
+    /// The user's groups, sent comma-joined as `X-Orca-Groups`.
+    pub groups: Vec<String>,
+    /// The client's address, sent in `X-Forwarded-For`.
+    pub client: IpAddr,
+    /// `"https"` or `"http"`: the scheme the client used, sent as `X-Forwarded-Proto`.
+    pub proto: &'static str,
+    /// The host the client addressed, sent as `X-Forwarded-Host`.
+    pub host: String,
+    /// Orca's own cookie names, removed from the `Cookie` header.
+    pub strip_cookies: Vec<String>,
+    /// Whether the client is a trusted proxy whose `X-Forwarded-For` is extended; otherwise a
+    /// client-sent value is replaced, since anyone can forge it.
+    pub trust_forwarded: bool,
+}
+
+/// How many upgraded streams each relay path has carried since the proxy was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RelayStats {
+    /// Relayed with `splice(2)`, without copying through userspace.
+    pub spliced: u64,
+    /// Relayed with the portable userspace copy.
+    pub copied: u64,
+}
+
+/// Forwards requests to containers over a pool of HTTP/1.1 keep-alive connections.
+#[derive(Debug)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    counters: Arc<RelayCounters>,
+    zero_copy: bool,
+}
+
+impl Proxy {
+    /// Builds the proxy and its (initially empty) connection pool.
+    pub fn new(options: ProxyOptions) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(options.connect_timeout));
+        // Interactive traffic (WebSocket frames, small API answers) must not wait for Nagle.
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_max_idle_per_host(options.max_idle_per_host)
+            .build(connector);
+        Self {
+            client,
+            counters: Arc::default(),
+            zero_copy: options.zero_copy,
+        }
+    }
+
+    /// Forwards `req` to `target` and returns the container's response, whose body streams
+    /// from the container as the client reads it.
+    ///
+    /// When the client asks to upgrade and the container answers `101`, the `101` is returned
+    /// and a task relays the two upgraded streams; `target.keep` lives until that ends.
+    pub async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        target: Target,
+        fwd: &Forwarded,
+    ) -> Result<Response<Body>, ProxyError> {
+        let Target { addr, meter, keep } = target;
+
+        // HTTP/2 has no Upgrade; only an HTTP/1.1 request can ask to switch.
+        let upgrade = match req.version() {
+            Version::HTTP_11 => headers::upgrade_protocol(req.headers()),
+            _ => None,
+        };
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+
+        let (mut parts, body) = req.into_parts();
+        let host = original_host(&parts, fwd)?;
+        parts.uri = origin_uri(addr, &parts.uri);
+        // The pool speaks HTTP/1.1 whatever the client spoke.
+        parts.version = Version::HTTP_11;
+        headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
+        let body = Metered::new(body, meter.clone(), Direction::ToContainer, None).boxed();
+
+        let mut resp = self
+            .client
+            .request(Request::from_parts(parts, body))
+            .await
+            .map_err(|err| ProxyError::from_client(addr, err))?;
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Err(ProxyError::UnaskedUpgrade { addr });
+            };
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(upgrade::relay(
+                client_upgrade,
+                upstream_upgrade,
+                meter,
+                keep,
+                self.counters.clone(),
+                self.zero_copy,
+            ));
+            let (mut parts, _) = resp.into_parts();
+            headers::rewrite_response(&mut parts.headers, true);
+            let empty = Empty::<Bytes>::new()
+                .map_err(|never| match never {})
+                .boxed();
+            return Ok(Response::from_parts(parts, empty));
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        headers::rewrite_response(&mut parts.headers, false);
+        let body = Metered::new(body, meter, Direction::ToClient, Some(keep)).boxed();
+        Ok(Response::from_parts(parts, body))
+    }
+
+    /// How many upgraded streams took each relay path so far.
+    pub fn relay_stats(&self) -> RelayStats {
+        RelayStats {
+            spliced: self.counters.spliced.load(Ordering::Relaxed),
+            copied: self.counters.copied.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The host the client addressed: its `Host` header, else the HTTP/2 `:authority` (which hyper
+/// puts in the URI), else what the caller routed on.
+fn original_host(
+    parts: &hyper::http::request::Parts,
+    fwd: &Forwarded,
+) -> Result<HeaderValue, ProxyError> {
+    if let Some(host) = parts.headers.get(header::HOST) {
+        return Ok(host.clone());
+    }
+    let authority = parts.uri.authority().map(|a| a.as_str());
+    let host = authority.unwrap_or(&fwd.host);
+    HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidHeader {
+        name: "Host",
+        value: host.escape_debug().to_string(),
+    })
+}
+
+/// `http://addr` with the client's path and query.
+fn origin_uri(addr: SocketAddr, uri: &Uri) -> Uri {
+    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let built = Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query(path)
+        .build();
+    // An address and an already parsed path always make a valid URI; the fallback only keeps
+    // a would-be bug from panicking.
+    built.unwrap_or_else(|_| Uri::from_static("/"))
+}
