@@ -28,6 +28,8 @@ pub mod images;
 pub mod metrics;
 pub mod units;
 
+pub mod listeners;
+
 pub mod identity;
 pub mod proxy;
 pub mod runtime;

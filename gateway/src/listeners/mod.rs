@@ -1,0 +1,5 @@
+//! The listeners: where connections arrive. HTTPS presents certificates from [`tls`].
+
+pub mod tls;
+
+mod san;
