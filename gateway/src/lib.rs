@@ -32,6 +32,8 @@ pub mod listeners;
 
 pub mod identity;
 pub mod proxy;
+
+pub mod front;
 pub mod runtime;
 pub mod scheduler;
 

@@ -1,7 +1,7 @@
 //! `orca serve`: assemble the stages and run until shutdown.
 //!
-//! Today the gateway loads its identity resolvers and runs the image catalogue, the scheduler
-//! and the container lifecycle; the HTTPS and SSH listeners and the admin endpoint are
+//! Today the gateway loads its identity resolvers, runs the image catalogue, the scheduler and
+//! the container lifecycle, and serves HTTPS; the SSH listener and the admin endpoint are
 //! assembled here as they land.
 
 use std::sync::Arc;
@@ -9,8 +9,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::front::Front;
 use crate::identity::{Identities, LoadError};
+use crate::listeners::https::{self, ServeOptions};
+use crate::listeners::tls::{self, Certificates, TlsError};
 use crate::metrics::Metrics;
+use crate::proxy::{Proxy, ProxyOptions};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::DockerRuntime;
 use crate::scheduler::{Options, Scheduler};
@@ -34,6 +38,42 @@ pub enum ServeError {
     /// A resolver could not be loaded.
     #[error("{0}")]
     Identity(#[from] LoadError),
+    /// The certificate could not be read or made.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// A listen address could not be bound.
+    #[error(
+        "cannot listen on {addr} (`{key}`): {source}; choose a free address or stop what holds it"
+    )]
+    Bind {
+        /// The configuration key.
+        key: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The listening sockets, bound before anything else starts so a taken port fails fast.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `[https] listen`.
+    pub https: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// Binds every configured listener.
+    pub async fn bind(config: &Config) -> Result<Self, ServeError> {
+        let https = tokio::net::TcpListener::bind(config.https.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                key: "https.listen",
+                addr: config.https.listen,
+                source,
+            })?;
+        Ok(Listeners { https })
+    }
 }
 
 /// Runs the gateway until `shutdown` is cancelled. Containers are left running for the next
@@ -47,6 +87,8 @@ pub async fn run(
         path: config.state_dir.display().to_string(),
         source,
     })?;
+    let listeners = Listeners::bind(&config).await?;
+    let certificates = Certificates::load(&config.https, &config.domain, &config.state_dir)?;
     let runtime =
         DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
     // Granted directories inside the state directory (the embedded SSH keys directory) are
@@ -63,9 +105,24 @@ pub async fn run(
     // Resolvers first: a plugin that does not load is a configuration error, reported before
     // anything touches the container engine.
     let identities =
-        Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?;
+        Arc::new(Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?);
     let scheduler =
         Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
+    let front = Arc::new(Front::new(
+        &config.domain,
+        identities.clone(),
+        scheduler.clone(),
+        Proxy::new(ProxyOptions::default()),
+        config.scheduler.ready_timeout,
+    ));
+    let https_addr = listeners.https.local_addr().ok();
+    let https_task = tokio::spawn(https::serve(
+        listeners.https,
+        Some(tls::server_config(&certificates)),
+        front,
+        ServeOptions::default(),
+        shutdown.clone(),
+    ));
     let rows = scheduler.catalogue().rows();
     let usable = rows
         .iter()
@@ -77,10 +134,15 @@ pub async fn run(
         containers = scheduler.status().containers.len(),
         instance = %config.instance,
         resolvers = identities.plugins().len(),
+        https = ?https_addr,
         "orca is running"
     );
     shutdown.cancelled().await;
     tracing::info!(cleanup, "shutting down");
+    // The listener drains its connections (bounded) before the containers are let go.
+    if let Err(e) = https_task.await {
+        tracing::error!("the https listener task failed: {e}");
+    }
     scheduler.shutdown(cleanup).await;
     identities.flush();
     Ok(())

@@ -130,7 +130,9 @@ fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
     let instance = format!("serve-{}", std::process::id());
     std::fs::write(
         &file,
-        format!("instance = \"{instance}\"\nstate_dir = \"state\"\n"),
+        format!(
+            "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n"
+        ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))

@@ -1,0 +1,712 @@
+//! The HTTPS front: what a request to `https://<image>.<domain>/` goes through between the
+//! listener and the proxy (SPEC §6).
+//!
+//! ```text
+//! request ─▶ route (Host) ─▶ identity chain ─▶ image access ─▶ scheduler placement ─▶ proxy
+//!                 │               │                                   │
+//!                 404        login / 403                       waiting page / hold
+//! ```
+//!
+//! Every failure becomes a status page in one place, [`rescue`].
+
+pub mod cookies;
+pub mod pages;
+pub mod route;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::error::ErrorSource;
+use crate::identity::{Client, Decision, HttpRequest, Identities, Identity};
+use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
+use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
+use crate::scheduler::{Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
+use route::Route;
+
+/// Reserved paths, on every host of the domain.
+const LOGIN: &str = "/.orca/login";
+const LOGOUT: &str = "/.orca/logout";
+const WAIT: &str = "/.orca/wait";
+/// Largest login form body.
+const MAX_FORM: usize = 16 * 1024;
+/// How long `/.orca/wait` holds a poll open before answering "no change".
+const WAIT_POLL: Duration = Duration::from_secs(25);
+
+/// Why a request got no proxied answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FrontError {
+    /// The host is not `<image>.<domain>` nor the domain.
+    #[error("`{0}` is not a host this gateway serves")]
+    Foreign(String),
+    /// No usable image of that name.
+    #[error("there is no image named `{0}`")]
+    UnknownImage(String),
+    /// The image exists but its labels disable it.
+    #[error("image `{name}` is unavailable: {reason}")]
+    Disabled {
+        /// Image name.
+        name: String,
+        /// Label errors.
+        reason: String,
+    },
+    /// The user may not use the image.
+    #[error("{user} may not use image `{image}`: {why}")]
+    NotAllowed {
+        /// Who.
+        user: String,
+        /// Which image.
+        image: String,
+        /// Which rule refused.
+        why: String,
+    },
+    /// A resolver refused the caller.
+    #[error("access denied by resolver `{resolver}`: {reason}")]
+    Denied {
+        /// Resolver.
+        resolver: String,
+        /// For the log.
+        reason: String,
+        /// For the user.
+        message: Option<String>,
+    },
+    /// No resolver knows the caller and there is no way to log in.
+    #[error("no identity: no resolver recognised this request and none checks passwords")]
+    NoIdentity,
+    /// A malformed request.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The scheduler could not place the user.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// The container did not answer.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// The container was not ready within the hold time.
+    #[error("image `{0}` is still starting; retry in a few seconds")]
+    StillStarting(String),
+}
+
+/// The HTTPS front, shared by every connection.
+pub struct Front {
+    domain: String,
+    scheme: &'static str,
+    identities: Arc<Identities>,
+    scheduler: Scheduler,
+    proxy: Proxy,
+    hold: Duration,
+    trust_forwarded: bool,
+}
+
+impl std::fmt::Debug for Front {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Front")
+            .field("domain", &self.domain)
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An identified caller, with the cookie a resolver asked to set.
+struct Caller {
+    identity: Identity,
+    set_cookie: Option<String>,
+}
+
+impl Front {
+    /// A front for `domain`; requests not ready within `hold` are answered 503.
+    pub fn new(
+        domain: &str,
+        identities: Arc<Identities>,
+        scheduler: Scheduler,
+        proxy: Proxy,
+        hold: Duration,
+    ) -> Self {
+        Front {
+            domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+            scheme: "https",
+            identities,
+            scheduler,
+            proxy,
+            hold,
+            trust_forwarded: false,
+        }
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> Result<Response<Body>, FrontError> {
+        let host = request_host(&req).unwrap_or_default();
+        let route = route::route(&host, &self.domain);
+        if route == Route::Foreign {
+            return Err(FrontError::Foreign(host));
+        }
+        let view = self.identity_view(&req, &host, &route, conn.peer);
+        let path = req.uri().path().to_string();
+        if path == LOGIN {
+            return self.login(req, &view).await;
+        }
+        if path == LOGOUT {
+            return Ok(self.logout(&view).await);
+        }
+        let caller = match self.identify(&view).await? {
+            Some(caller) => caller,
+            None if self.identities.has_password() && is_navigation(&req) => {
+                return Ok(redirect(&login_url(req.uri())));
+            }
+            None => return Err(FrontError::NoIdentity),
+        };
+        let mut response = match route {
+            Route::Index => Ok(self.index(&caller.identity, &host)),
+            Route::Image(image) if path == WAIT => self.wait(&req, &caller.identity, &image).await,
+            Route::Image(image) => self.to_container(req, conn, &caller.identity, &image).await,
+            Route::Foreign => Err(FrontError::Foreign(host)),
+        }?;
+        if let Some(cookie) = caller.set_cookie
+            && let Ok(v) = HeaderValue::from_str(&cookie)
+        {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Ok(response)
+    }
+
+    fn identity_view(
+        &self,
+        req: &Request<Incoming>,
+        host: &str,
+        route: &Route,
+        peer: SocketAddr,
+    ) -> HttpRequest {
+        let headers = req
+            .headers()
+            .iter()
+            .filter(|(n, _)| *n != header::COOKIE)
+            .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        HttpRequest {
+            method: req.method().as_str().to_string(),
+            host: route::host_name(host).unwrap_or_default(),
+            image: match route {
+                Route::Image(name) => Some(name.clone()),
+                _ => None,
+            },
+            path: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            headers,
+            cookies: cookies::parse(req.headers()),
+            client: Client {
+                address: peer.ip().to_string(),
+                port: peer.port(),
+            },
+        }
+    }
+
+    async fn identify(&self, view: &HttpRequest) -> Result<Option<Caller>, FrontError> {
+        match self.identities.http(view).await {
+            Decision::Allow {
+                identity,
+                set_cookie,
+                ..
+            } => Ok(Some(Caller {
+                identity,
+                set_cookie: set_cookie
+                    .map(|c| cookies::set(&c.name, &c.value, c.max_age_seconds, &self.domain)),
+            })),
+            Decision::Deny {
+                resolver,
+                reason,
+                message,
+            } => Err(FrontError::Denied {
+                resolver,
+                reason,
+                message,
+            }),
+            Decision::Unknown => Ok(None),
+        }
+    }
+
+    fn index(&self, who: &Identity, host: &str) -> Response<Body> {
+        let port = host
+            .rsplit_once(':')
+            .map(|(_, p)| format!(":{p}"))
+            .unwrap_or_default();
+        let images: Vec<(String, String)> = self
+            .scheduler
+            .catalogue()
+            .specs()
+            .into_iter()
+            .filter(|s| {
+                s.kinds.web
+                    && allowed(
+                        who,
+                        &s.name,
+                        s.allows_groups(who.groups.iter().map(String::as_str)),
+                    )
+                    .is_ok()
+            })
+            .map(|s| {
+                let url = format!("{}://{}.{}{port}/", self.scheme, s.name, self.domain);
+                (s.name.clone(), url)
+            })
+            .collect();
+        html(
+            StatusCode::OK,
+            pages::index(who.display_name.as_deref().unwrap_or(&who.id), &images),
+        )
+    }
+
+    /// Checks the image and the user's right to it.
+    fn image_for(&self, who: &Identity, image: &str) -> Result<(), FrontError> {
+        match self.scheduler.catalogue().lookup(image) {
+            Lookup::Unknown => Err(FrontError::UnknownImage(image.to_string())),
+            Lookup::Disabled(reason) => Err(FrontError::Disabled {
+                name: image.to_string(),
+                reason,
+            }),
+            Lookup::Ready(spec) if !spec.kinds.web => {
+                Err(FrontError::UnknownImage(image.to_string()))
+            }
+            Lookup::Ready(spec) => allowed(
+                who,
+                image,
+                spec.allows_groups(who.groups.iter().map(String::as_str)),
+            ),
+        }
+    }
+
+    async fn to_container(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnInfo,
+        who: &Identity,
+        image: &str,
+    ) -> Result<Response<Body>, FrontError> {
+        self.image_for(who, image)?;
+        let user = UserId::new(who.id.clone());
+        let placement = self.scheduler.place(&user, image, SessionKind::Held)?;
+        let phase = placement.phase();
+        if phase != Phase::Ready && is_navigation(&req) {
+            if let Phase::Gone(reason) = &phase {
+                return Err(FrontError::Schedule(ScheduleError::LaunchFailed {
+                    image: image.to_string(),
+                    reason: reason.to_string(),
+                }));
+            }
+            // The launch goes on without this request; the page follows it.
+            return Ok(no_store(html(
+                StatusCode::OK,
+                pages::waiting(image, phase_word(&phase)),
+            )));
+        }
+        let lease = tokio::time::timeout(self.hold, placement.ready())
+            .await
+            .map_err(|_| FrontError::StillStarting(image.to_string()))??;
+        let Some(ip) = lease.address else {
+            return Err(FrontError::Schedule(ScheduleError::LaunchFailed {
+                image: image.to_string(),
+                reason: "the container has no address on the gateway's network".to_string(),
+            }));
+        };
+        let port = lease.spec.port.unwrap_or(80);
+        let strip = self.identities.session_cookie_names();
+        let fwd = Forwarded {
+            user: who.id.clone(),
+            groups: who.groups.clone(),
+            client: conn.peer.ip(),
+            proto: self.scheme,
+            host: request_host(&req).unwrap_or_default(),
+            strip_cookies: strip,
+            trust_forwarded: self.trust_forwarded,
+        };
+        let lease = Arc::new(lease);
+        let meter_lease = lease.clone();
+        let target = Target {
+            addr: SocketAddr::new(ip, port),
+            meter: Arc::new(move |to_container, to_client| {
+                meter_lease.activity().record(to_container, to_client)
+            }),
+            keep: Box::new(lease),
+        };
+        Ok(self.proxy.forward(req, target, &fwd).await?)
+    }
+
+    /// `/.orca/wait?after=<phase>`: the next phase of the user's container, as JSON.
+    async fn wait(
+        &self,
+        req: &Request<Incoming>,
+        who: &Identity,
+        image: &str,
+    ) -> Result<Response<Body>, FrontError> {
+        self.image_for(who, image)?;
+        let after = query_value(req.uri().query().unwrap_or(""), "after").unwrap_or_default();
+        let user = UserId::new(who.id.clone());
+        let placement = self.scheduler.place(&user, image, SessionKind::Held)?;
+        let mut phases = placement.phases();
+        let deadline = tokio::time::Instant::now() + WAIT_POLL;
+        loop {
+            let phase = phases.borrow_and_update().clone();
+            let word = phase_word(&phase);
+            if word != after || tokio::time::Instant::now() >= deadline {
+                let text = match &phase {
+                    Phase::Gone(reason) => format!("the container failed to start: {reason}"),
+                    p => pages::phase_text(phase_word(p)).to_string(),
+                };
+                let body = serde_json::json!({ "phase": word, "text": text }).to_string();
+                let mut r = Response::new(full(body));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                return Ok(no_store(r));
+            }
+            if tokio::time::timeout_at(deadline, phases.changed())
+                .await
+                .is_ok_and(|r| r.is_err())
+            {
+                // The placement's channel closed: report what we have.
+                let body =
+                    serde_json::json!({ "phase": "failed", "text": "the container is gone" });
+                return Ok(no_store(Response::new(full(body.to_string()))));
+            }
+        }
+    }
+
+    async fn login(
+        &self,
+        req: Request<Incoming>,
+        view: &HttpRequest,
+    ) -> Result<Response<Body>, FrontError> {
+        if !self.identities.has_password() {
+            return Err(FrontError::NoIdentity);
+        }
+        if req.method() != Method::POST {
+            let back = query_value(req.uri().query().unwrap_or(""), "back")
+                .filter(|b| safe_back(b))
+                .unwrap_or_else(|| "/".to_string());
+            return Ok(no_store(html(StatusCode::OK, pages::login(&back, None))));
+        }
+        let body = Limited::collect(req.into_body(), MAX_FORM).await?;
+        let form = String::from_utf8_lossy(&body).into_owned();
+        let user = query_value(&form, "user").unwrap_or_default();
+        let password = query_value(&form, "password").unwrap_or_default();
+        let back = query_value(&form, "back")
+            .filter(|b| safe_back(b))
+            .unwrap_or_else(|| "/".to_string());
+        let refused = |msg: &str| {
+            no_store(html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(&back, Some(msg)),
+            ))
+        };
+        if user.is_empty() || password.is_empty() {
+            return Ok(refused("Enter a user name and a password."));
+        }
+        match self
+            .identities
+            .password(&user, &password, &view.client)
+            .await
+        {
+            Decision::Allow { identity, .. } => match self.identities.issue(&identity).await {
+                Ok((_, issued)) => {
+                    let mut r = redirect(&back);
+                    let cookie = cookies::set(
+                        &issued.name,
+                        &issued.value,
+                        issued.max_age_seconds,
+                        &self.domain,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&cookie) {
+                        r.headers_mut().append(header::SET_COOKIE, v);
+                    }
+                    Ok(r)
+                }
+                Err(e) => {
+                    tracing::warn!("login of {user}: {e}");
+                    Ok(refused(
+                        "You are known, but no session could be opened; try again.",
+                    ))
+                }
+            },
+            Decision::Deny {
+                message,
+                reason,
+                resolver,
+            } => {
+                tracing::info!(%resolver, "login of {user} refused: {reason}");
+                Ok(refused(
+                    message.as_deref().unwrap_or("Wrong user name or password."),
+                ))
+            }
+            Decision::Unknown => Ok(refused("Wrong user name or password.")),
+        }
+    }
+
+    async fn logout(&self, view: &HttpRequest) -> Response<Body> {
+        let names = self.identities.revoke(view).await;
+        let mut r = redirect("/");
+        for name in names {
+            if let Ok(v) = HeaderValue::from_str(&cookies::clear(&name, &self.domain)) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        r
+    }
+}
+
+impl Handler for Front {
+    async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
+        match self.serve(req, conn).await {
+            Ok(response) => response,
+            Err(e) => rescue(&e),
+        }
+    }
+}
+
+/// The one place a failure becomes a response: status, page, and headers.
+pub fn rescue(e: &FrontError) -> Response<Body> {
+    let (status, title, detail) = match e {
+        FrontError::Foreign(_) | FrontError::UnknownImage(_) => {
+            (StatusCode::NOT_FOUND, "Not found", e.to_string())
+        }
+        FrontError::Disabled { .. } => (StatusCode::NOT_FOUND, "Unavailable", e.to_string()),
+        FrontError::NotAllowed { .. } => (StatusCode::FORBIDDEN, "Not allowed", e.to_string()),
+        FrontError::Denied { message, .. } => (
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            message
+                .clone()
+                .unwrap_or_else(|| "Access denied.".to_string()),
+        ),
+        FrontError::NoIdentity => (
+            StatusCode::UNAUTHORIZED,
+            "Who are you?",
+            "This gateway does not know who you are and offers no login here.".to_string(),
+        ),
+        FrontError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", e.to_string()),
+        FrontError::Schedule(s) => match s {
+            ScheduleError::UnknownImage(_) => (StatusCode::NOT_FOUND, "Not found", e.to_string()),
+            ScheduleError::ImageDisabled { .. } => {
+                (StatusCode::NOT_FOUND, "Unavailable", e.to_string())
+            }
+            ScheduleError::AtCapacity { .. } | ScheduleError::ShuttingDown => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Busy", e.to_string())
+            }
+            ScheduleError::LaunchFailed { .. } | ScheduleError::ContainerGone { .. } => {
+                (StatusCode::BAD_GATEWAY, "Container failed", e.to_string())
+            }
+        },
+        FrontError::Proxy(p) => match p.source_side() {
+            ErrorSource::Client => (StatusCode::BAD_REQUEST, "Bad request", e.to_string()),
+            _ => (StatusCode::BAD_GATEWAY, "Container failed", e.to_string()),
+        },
+        FrontError::StillStarting(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Starting", e.to_string())
+        }
+    };
+    if status.is_server_error() {
+        tracing::warn!("{e}");
+    } else {
+        tracing::debug!("{e}");
+    }
+    let mut r = html(status, pages::status(status.as_u16(), title, &detail));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry = match e {
+            FrontError::Schedule(ScheduleError::AtCapacity { retry_after, .. }) => {
+                retry_after.as_secs().max(1)
+            }
+            _ => 5,
+        };
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    no_store(r)
+}
+
+fn allowed(who: &Identity, image: &str, by_groups: bool) -> Result<(), FrontError> {
+    if let Some(images) = &who.images
+        && !images.iter().any(|i| i.eq_ignore_ascii_case(image))
+    {
+        return Err(FrontError::NotAllowed {
+            user: who.id.clone(),
+            image: image.to_string(),
+            why: "the resolver that identified you does not list this image for you".to_string(),
+        });
+    }
+    if !by_groups {
+        return Err(FrontError::NotAllowed {
+            user: who.id.clone(),
+            image: image.to_string(),
+            why: "the image is limited to groups you are not in (orca.access.groups)".to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn phase_word(phase: &Phase) -> &'static str {
+    match phase {
+        Phase::Gone(_) | Phase::Stopping(_) => "failed",
+        p => p.as_str(),
+    }
+}
+
+/// The host the client asked for: `:authority` (HTTP/2) or `Host`.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    req.uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+}
+
+/// A browser loading a page (as opposed to a script's request or an asset).
+fn is_navigation<B>(req: &Request<B>) -> bool {
+    if req.method() != Method::GET {
+        return false;
+    }
+    let h = req.headers();
+    if let Some(mode) = h.get("sec-fetch-mode").and_then(|v| v.to_str().ok()) {
+        return mode == "navigate";
+    }
+    h.get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+fn login_url(uri: &hyper::Uri) -> String {
+    let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("{LOGIN}?back={}", encode(back))
+}
+
+/// Only a path on this host: never `//evil` or a scheme, so a login cannot be an open redirect.
+fn safe_back(back: &str) -> bool {
+    back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.starts_with("/\\")
+        && !back.bytes().any(|b| b.is_ascii_control())
+}
+
+fn html(status: StatusCode, page: String) -> Response<Body> {
+    let mut r = Response::new(full(page));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn no_store(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn redirect(to: &str) -> Response<Body> {
+    let mut r = Response::new(empty());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    no_store(r)
+}
+
+/// Reads a small body whole (the login form), refusing more than `max` bytes.
+struct Limited;
+
+impl Limited {
+    async fn collect(body: Incoming, max: usize) -> Result<Bytes, FrontError> {
+        let limited = http_body_util::Limited::new(body, max);
+        limited
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|e| FrontError::BadRequest(format!("login form: {e}")))
+    }
+}
+
+/// The value of `key` in an `application/x-www-form-urlencoded` string.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k) == key).then(|| decode(v))
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_values_decode_and_back_urls_stay_on_the_host() {
+        let form = "user=al%69ce&password=p%40ss+word&back=%2Fnotebooks%3Fx%3D1";
+        assert_eq!(query_value(form, "user").as_deref(), Some("alice"));
+        assert_eq!(query_value(form, "password").as_deref(), Some("p@ss word"));
+        assert_eq!(query_value(form, "back").as_deref(), Some("/notebooks?x=1"));
+        assert_eq!(query_value("a=%zz", "a").as_deref(), Some("%zz"));
+        for bad in [
+            "//evil.com/",
+            "https://evil.com/",
+            "/\\evil.com",
+            "evil",
+            "/a\nb",
+        ] {
+            assert!(!safe_back(bad), "{bad}");
+        }
+        assert!(safe_back("/lab?x=1"));
+        assert_eq!(decode(&encode("/a b?c=d&e")), "/a b?c=d&e");
+    }
+}
