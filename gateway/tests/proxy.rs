@@ -1,0 +1,662 @@
+//! The proxy stage end to end over real sockets (tier 2): a test client talks to a hyper "front"
+//! server whose service calls `Proxy::forward`, which talks to a hyper origin standing in for
+//! the user's container.
+
+// The helpers below are test harness: a panic in them is a failed test, as in the tests.
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use orca::error::ErrorSource;
+use orca::proxy::{Body, Forwarded, Proxy, ProxyOptions, RelayStats, Target};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+const MIB: usize = 1024 * 1024;
+/// The size of the large transfers: far more than any buffer on the way.
+const BIG: usize = 100 * MIB;
+
+/// A hyper server standing in for a user's container.
+struct Origin {
+    addr: SocketAddr,
+    /// Connections accepted, to see keep-alive reuse.
+    accepts: Arc<AtomicUsize>,
+    /// Notified by `/upload` when the first body bytes arrive.
+    upload_started: Arc<Notify>,
+    /// `/download` sends its first chunk, then waits for this before the rest.
+    release: Arc<Notify>,
+}
+
+async fn origin() -> Origin {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = Origin {
+        addr: listener.local_addr().unwrap(),
+        accepts: Arc::default(),
+        upload_started: Arc::default(),
+        release: Arc::default(),
+    };
+    let (accepts, started, release) = (
+        origin.accepts.clone(),
+        origin.upload_started.clone(),
+        origin.release.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            accepts.fetch_add(1, Ordering::SeqCst);
+            let (started, release) = (started.clone(), release.clone());
+            let service =
+                service_fn(move |req| origin_route(req, started.clone(), release.clone()));
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    origin
+}
+
+type OriginBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn origin_route(
+    mut req: Request<Incoming>,
+    upload_started: Arc<Notify>,
+    release: Arc<Notify>,
+) -> Result<Response<OriginBody>, hyper::Error> {
+    match req.uri().path() {
+        "/echo" => {
+            // Every header the container saw, one per line, in order received.
+            let mut text = String::new();
+            for (name, value) in req.headers() {
+                text.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+            }
+            let resp = Response::builder()
+                .header("connection", "x-resp-hop")
+                .header("x-resp-hop", "1")
+                .header("keep-alive", "timeout=5")
+                .header("x-app", "yes")
+                .body(Full::new(Bytes::from(text)).boxed())
+                .unwrap();
+            Ok(resp)
+        }
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut total = 0usize;
+            while let Some(frame) = body.frame().await {
+                if let Some(data) = frame?.data_ref() {
+                    if total == 0 && !data.is_empty() {
+                        upload_started.notify_one();
+                    }
+                    total += data.len();
+                }
+            }
+            Ok(Response::new(
+                Full::new(Bytes::from(total.to_string())).boxed(),
+            ))
+        }
+        "/download" => {
+            let (tx, rx) = mpsc::channel::<Bytes>(4);
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![7u8; MIB]);
+                tx.send(chunk.clone()).await.unwrap();
+                release.notified().await;
+                for _ in 1..BIG / MIB {
+                    if tx.send(chunk.clone()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let frames = stream::unfold(rx, |mut rx| async move {
+                let chunk = rx.recv().await?;
+                Some((Ok::<_, Infallible>(Frame::data(chunk)), rx))
+            });
+            Ok(Response::new(StreamBody::new(frames).boxed()))
+        }
+        "/ws" => {
+            let on = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = on.await else { return };
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+            let resp = Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "upgrade")
+                .body(Full::new(Bytes::new()).boxed())
+                .unwrap();
+            Ok(resp)
+        }
+        _ => Ok(Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap()),
+    }
+}
+
+/// The hyper server in front of the proxy, as Orca's front will be, and what its targets saw.
+struct Front {
+    addr: SocketAddr,
+    proxy: Arc<Proxy>,
+    to_container: Arc<AtomicU64>,
+    to_client: Arc<AtomicU64>,
+    /// `keep` values currently alive.
+    keeps: Arc<AtomicUsize>,
+    errors: Arc<Mutex<Vec<(ErrorSource, String)>>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct FrontOptions {
+    trust_forwarded: bool,
+    /// Serve connections over a wrapper around the socket, so the upgraded client side is not
+    /// a bare `TcpStream` (as behind TLS) and the portable relay must run.
+    wrap: bool,
+}
+
+/// Counts itself in `keeps` while alive, standing in for a scheduler lease.
+struct KeepGuard(Arc<AtomicUsize>);
+
+impl Drop for KeepGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = Front {
+        addr: listener.local_addr().unwrap(),
+        proxy: Arc::new(Proxy::new(ProxyOptions::default())),
+        to_container: Arc::default(),
+        to_client: Arc::default(),
+        keeps: Arc::default(),
+        errors: Arc::default(),
+    };
+    let (proxy, to_container, to_client, keeps, errors) = (
+        front.proxy.clone(),
+        front.to_container.clone(),
+        front.to_client.clone(),
+        front.keeps.clone(),
+        front.errors.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = listener.accept().await.unwrap();
+            let (proxy, to_container, to_client, keeps, errors) = (
+                proxy.clone(),
+                to_container.clone(),
+                to_client.clone(),
+                keeps.clone(),
+                errors.clone(),
+            );
+            let service = service_fn(move |req: Request<Incoming>| {
+                let (proxy, to_container, to_client, keeps, errors) = (
+                    proxy.clone(),
+                    to_container.clone(),
+                    to_client.clone(),
+                    keeps.clone(),
+                    errors.clone(),
+                );
+                async move {
+                    keeps.fetch_add(1, Ordering::SeqCst);
+                    let target = Target {
+                        addr: upstream,
+                        meter: Arc::new(move |c, s| {
+                            to_container.fetch_add(c, Ordering::SeqCst);
+                            to_client.fetch_add(s, Ordering::SeqCst);
+                        }),
+                        keep: Box::new(KeepGuard(keeps)),
+                    };
+                    let fwd = Forwarded {
+                        user: "alice".into(),
+                        groups: vec!["dev".into(), "ops".into()],
+                        client: peer.ip(),
+                        proto: "http",
+                        host: "app.example".into(),
+                        strip_cookies: vec!["orca_session".into()],
+                        trust_forwarded: options.trust_forwarded,
+                    };
+                    let resp = match proxy.forward(req, target, &fwd).await {
+                        Ok(resp) => resp,
+                        Err(err) => {
+                            let text = err.to_string();
+                            errors
+                                .lock()
+                                .unwrap()
+                                .push((err.source_side(), text.clone()));
+                            Response::builder()
+                                .status(StatusCode::BAD_GATEWAY)
+                                .body(Full::new(Bytes::from(text)).map_err(|n| match n {}).boxed())
+                                .unwrap()
+                        }
+                    };
+                    Ok::<Response<Body>, Infallible>(resp)
+                }
+            });
+            if options.wrap {
+                let io = TokioIo::new(Wrapped(tcp));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .with_upgrades();
+                tokio::spawn(conn);
+            } else {
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades();
+                tokio::spawn(conn);
+            }
+        }
+    });
+    front
+}
+
+/// A socket behind a type the proxy cannot see through.
+struct Wrapped(TcpStream);
+
+impl AsyncRead for Wrapped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Wrapped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+type ClientBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// An HTTP/1.1 client connection to `addr`.
+async fn client(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<ClientBody> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+fn get(path: &str) -> hyper::http::request::Builder {
+    Request::get(path).header("host", "app.example")
+}
+
+fn empty() -> ClientBody {
+    Full::new(Bytes::new()).boxed()
+}
+
+async fn text(resp: Response<Incoming>) -> String {
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// Polls `cond` until it holds, failing after a generous deadline.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn container_sees_orca_headers_not_forgeries_cookies_or_hops() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut client = client(front.addr).await;
+
+    let req = get("/echo?q=1")
+        .header("x-orca-user", "mallory")
+        .header("X-Orca-Groups", "admin")
+        .header("x-orca-whatever", "1")
+        .header("cookie", "orca_session=secret; theme=dark")
+        .header("cookie", "lang=en")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "1")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "Basic eA==")
+        .header("te", "trailers")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("accept", "text/plain")
+        .body(empty())
+        .unwrap();
+    let resp = client.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The container's own hop-by-hop headers do not reach the client either.
+    assert!(resp.headers().get("x-resp-hop").is_none());
+    assert!(resp.headers().get("keep-alive").is_none());
+    assert_eq!(resp.headers().get("x-app").unwrap(), "yes");
+    let seen = text(resp).await;
+    let lines: Vec<&str> = seen.lines().collect();
+
+    for expected in [
+        "host: app.example",
+        "x-orca-user: alice",
+        "x-orca-groups: dev,ops",
+        "cookie: theme=dark; lang=en",
+        "x-forwarded-for: 127.0.0.1",
+        "x-forwarded-proto: http",
+        "x-forwarded-host: app.example",
+        "accept: text/plain",
+    ] {
+        assert!(lines.contains(&expected), "missing {expected:?} in {seen}");
+    }
+    for name in ["x-orca-user", "x-orca-groups", "cookie", "x-forwarded-for"] {
+        let count = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{name}:")))
+            .count();
+        assert_eq!(count, 1, "{name} sent {count} times: {seen}");
+    }
+    for gone in [
+        "x-orca-whatever",
+        "x-hop",
+        "keep-alive",
+        "proxy-authorization",
+        "te",
+        "connection",
+    ] {
+        assert!(
+            !lines.iter().any(|l| l.starts_with(&format!("{gone}:"))),
+            "{gone} reached the container: {seen}"
+        );
+    }
+    assert!(!seen.contains("secret") && !seen.contains("mallory"));
+}
+
+#[tokio::test]
+async fn trusted_forwarded_for_is_extended() {
+    let origin = origin().await;
+    let options = FrontOptions {
+        trust_forwarded: true,
+        ..Default::default()
+    };
+    let front = front(origin.addr, options).await;
+    let mut client = client(front.addr).await;
+    let req = get("/echo")
+        .header("x-forwarded-for", "6.6.6.6")
+        .body(empty())
+        .unwrap();
+    let seen = text(client.send_request(req).await.unwrap()).await;
+    assert!(
+        seen.lines()
+            .any(|l| l == "x-forwarded-for: 6.6.6.6, 127.0.0.1"),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn upload_of_100_mib_streams_to_the_container() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut client = client(front.addr).await;
+
+    let (tx, rx) = mpsc::channel::<Bytes>(2);
+    let frames = stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(chunk)), rx))
+    });
+    let req = Request::post("/upload")
+        .header("host", "app.example")
+        .body(StreamBody::new(frames).boxed())
+        .unwrap();
+    let response = tokio::spawn(client.send_request(req));
+
+    let chunk = Bytes::from(vec![1u8; MIB]);
+    tx.send(chunk.clone()).await.unwrap();
+    // The container must be reading before the client has sent more than its first MiB: a
+    // proxy that collected the body would hold it until all 100 MiB arrived.
+    tokio::time::timeout(Duration::from_secs(10), origin.upload_started.notified())
+        .await
+        .expect("the container got no bytes while the upload was still being sent");
+    for _ in 1..BIG / MIB {
+        tx.send(chunk.clone()).await.unwrap();
+    }
+    drop(tx);
+
+    let resp = response.await.unwrap().unwrap();
+    assert_eq!(text(resp).await, BIG.to_string());
+    assert_eq!(front.to_container.load(Ordering::SeqCst), BIG as u64);
+}
+
+#[tokio::test]
+async fn download_of_100_mib_streams_and_holds_keep_until_the_end() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut client = client(front.addr).await;
+
+    let resp = client
+        .send_request(get("/download").body(empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = resp.into_body();
+    let mut received = 0usize;
+    // The origin sends one MiB and then waits: the client gets it only if the proxy streams.
+    while received < MIB {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("the first MiB did not arrive while the origin was waiting")
+            .unwrap()
+            .unwrap();
+        received += frame.data_ref().map_or(0, Bytes::len);
+    }
+    assert_eq!(
+        front.keeps.load(Ordering::SeqCst),
+        1,
+        "keep must live while the body is still open"
+    );
+    origin.release.notify_one();
+    while let Some(frame) = body.frame().await {
+        received += frame.unwrap().data_ref().map_or(0, Bytes::len);
+    }
+    assert_eq!(received, BIG);
+    assert_eq!(front.to_client.load(Ordering::SeqCst), BIG as u64);
+    eventually("keep to be dropped after the body ended", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_upstream_connection() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    for _ in 0..3 {
+        // A new client connection each time: reuse must come from the proxy's pool.
+        let mut client = client(front.addr).await;
+        let resp = client
+            .send_request(get("/echo").body(empty()).unwrap())
+            .await
+            .unwrap();
+        text(resp).await;
+        // The pool takes the connection back once the exchange is complete; wait for that
+        // rather than racing it.
+        eventually("the response to finish", || {
+            front.keeps.load(Ordering::SeqCst) == 0
+        })
+        .await;
+    }
+    assert_eq!(origin.accepts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn connect_refused_is_the_containers_fault() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let front = front(addr, FrontOptions::default()).await;
+    let mut client = client(front.addr).await;
+    let resp = client
+        .send_request(get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let errors = front.errors.lock().unwrap().clone();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].0, ErrorSource::Container);
+    assert!(
+        errors[0].1.to_lowercase().contains("refused"),
+        "{}",
+        errors[0].1
+    );
+    assert!(errors[0].1.contains(&addr.to_string()), "{}", errors[0].1);
+}
+
+/// Does a WebSocket-style upgrade by hand through the front and echoes `payload` through it.
+async fn upgrade_echo(front: &Front, payload: &[u8]) {
+    let mut tcp = TcpStream::connect(front.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the handshake"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+
+    let (mut r, mut w) = tcp.into_split();
+    let sent = payload.to_vec();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.unwrap();
+        // Half-close: the echo ends its side when it sees this, closing the stream.
+        w.shutdown().await.unwrap();
+    });
+    let mut echoed = Vec::new();
+    r.read_to_end(&mut echoed).await.unwrap();
+    writer.await.unwrap();
+    assert!(
+        echoed == payload,
+        "echo differs ({} bytes back)",
+        echoed.len()
+    );
+}
+
+#[tokio::test]
+async fn upgrade_over_plain_tcp_is_spliced() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let payload: Vec<u8> = (0..4 * MIB).map(|i| (i % 251) as u8).collect();
+    upgrade_echo(&front, &payload).await;
+
+    let expected = if cfg!(target_os = "linux") {
+        RelayStats {
+            spliced: 1,
+            copied: 0,
+        }
+    } else {
+        RelayStats {
+            spliced: 0,
+            copied: 1,
+        }
+    };
+    assert_eq!(front.proxy.relay_stats(), expected);
+    assert_eq!(
+        front.to_container.load(Ordering::SeqCst),
+        payload.len() as u64
+    );
+    assert_eq!(front.to_client.load(Ordering::SeqCst), payload.len() as u64);
+    eventually("keep to be dropped when the stream closed", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upgrade_over_other_streams_is_copied() {
+    let origin = origin().await;
+    let options = FrontOptions {
+        wrap: true,
+        ..Default::default()
+    };
+    let front = front(origin.addr, options).await;
+    let payload: Vec<u8> = (0..4 * MIB).map(|i| (i % 253) as u8).collect();
+    upgrade_echo(&front, &payload).await;
+
+    assert_eq!(
+        front.proxy.relay_stats(),
+        RelayStats {
+            spliced: 0,
+            copied: 1
+        }
+    );
+    assert_eq!(
+        front.to_container.load(Ordering::SeqCst),
+        payload.len() as u64
+    );
+    assert_eq!(front.to_client.load(Ordering::SeqCst), payload.len() as u64);
+    eventually("keep to be dropped when the stream closed", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upgraded_stream_holds_keep_while_open() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut tcp = TcpStream::connect(front.addr).await.unwrap();
+    tcp.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1);
+        head.push(byte[0]);
+    }
+    tcp.write_all(b"ping").await.unwrap();
+    let mut pong = [0u8; 4];
+    tcp.read_exact(&mut pong).await.unwrap();
+    assert_eq!(&pong, b"ping");
+    // Idle but open: the session must stay held.
+    assert_eq!(front.keeps.load(Ordering::SeqCst), 1);
+    drop(tcp);
+    eventually("keep to be dropped when the client closed", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
