@@ -1,5 +1,7 @@
-//! The listeners: where connections arrive. HTTPS presents certificates from [`tls`].
+//! The listeners: where connections arrive. HTTPS (and the optional plain HTTP listener) is
+//! served by [`https::serve`] with certificates from [`tls`].
 
+pub mod https;
 pub mod tls;
 
 mod san;

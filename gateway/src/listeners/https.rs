@@ -1,0 +1,331 @@
+//! The HTTPS server: accept, TLS handshake, HTTP/1.1 or HTTP/2 by hyper, graceful drain.
+//!
+//! [`serve`] owns the accept loop and the connection tasks; what a request means is the
+//! [`Handler`]'s business. The same server without TLS is the optional plain `[http]` listener.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How many connections are served at once unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long a client has from connecting to finishing the TLS handshake (or, without TLS, to
+/// sending its first byte).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an HTTP/1 client has to send a request's headers.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish after shutdown before connections are closed.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the accept loop pauses when the process is out of file descriptors, so that
+/// finishing connections can free some instead of the loop spinning on the same error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A response body: streams, so proxied bodies pass through without buffering.
+pub type Body =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A body of the given bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::new()
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The listener address the client reached.
+    pub local: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The ALPN protocol negotiated in the handshake (`h2`, `http/1.1`), if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The server name the client asked for in the handshake, if any.
+    pub sni: Option<String>,
+}
+
+/// Answers requests; one instance serves every connection.
+pub trait Handler: Send + Sync + 'static {
+    /// The response to `req`, which arrived on `conn`. Errors are responses too: the handler
+    /// decides the status page, the server only moves bytes.
+    fn handle(
+        &self,
+        req: hyper::Request<Incoming>,
+        conn: &ConnInfo,
+    ) -> impl Future<Output = hyper::Response<Body>> + Send;
+}
+
+/// Limits and timeouts of one listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Connections served at once; the next client waits in the kernel's backlog.
+    pub max_connections: usize,
+    /// From accept to a finished TLS handshake (without TLS: to the first byte).
+    pub handshake_timeout: Duration,
+    /// For an HTTP/1 client to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// After shutdown, for in-flight requests to finish before connections are closed.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// Serves `listener` until `shutdown` is cancelled, then stops accepting, asks every
+/// connection to finish its in-flight requests, and returns once they have or after
+/// `options.drain_timeout`, closing the rest. With `tls = None` it serves plain HTTP.
+///
+/// The loop only accepts; handshakes run in the connection tasks under
+/// `options.handshake_timeout`, so a slow client never holds up the next one. Accept errors
+/// are logged and survived.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handler: Arc<H>,
+    options: ServeOptions,
+    shutdown: CancellationToken,
+) {
+    let server = Arc::new(Server {
+        tls: tls.map(TlsAcceptor::from),
+        handler,
+        builders: Builders::new(&options),
+        options,
+        shutdown: shutdown.clone(),
+        close: CancellationToken::new(),
+    });
+    let permits = Arc::new(Semaphore::new(server.options.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, tls = server.tls.is_some(), "listening");
+    loop {
+        // The permit comes first: at the limit, new clients wait in the backlog rather than
+        // being accepted and left hanging.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break, // never closed; nothing left to serve if it were
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_error(error, &shutdown).await;
+                    continue;
+                }
+            },
+        };
+        let server = server.clone();
+        tracker.spawn(async move { server.connection(stream, peer, permit).await });
+    }
+    drop(listener);
+    tracker.close();
+    let open = tracker.len();
+    if open > 0 {
+        tracing::info!(addr = ?local, open, "draining connections");
+    }
+    if tokio::time::timeout(server.options.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(addr = ?local, open = tracker.len(), "drain timeout; closing connections");
+        server.close.cancel();
+        tracker.wait().await;
+    }
+}
+
+/// What every connection task shares.
+struct Server<H> {
+    tls: Option<TlsAcceptor>,
+    handler: Arc<H>,
+    builders: Builders,
+    options: ServeOptions,
+    /// Cancelled when the server stops: connections finish in-flight requests and close.
+    shutdown: CancellationToken,
+    /// Cancelled when the drain timeout passes: connections close now.
+    close: CancellationToken,
+}
+
+/// The HTTP server per negotiated protocol: when ALPN already said which, hyper need not
+/// sniff the first bytes to find out.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(options: &ServeOptions) -> Self {
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(options.header_read_timeout);
+        auto.http2().timer(TokioTimer::new());
+        Self {
+            http1: auto.clone().http1_only(),
+            http2: auto.clone().http2_only(),
+            auto,
+        }
+    }
+
+    fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
+        match alpn {
+            Some(b"h2") => &self.http2,
+            Some(b"http/1.1") => &self.http1,
+            _ => &self.auto,
+        }
+    }
+}
+
+impl<H: Handler> Server<H> {
+    /// One connection, from handshake to close; holds its permit throughout.
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
+        // Small writes (HTTP/2 frames, interactive WebSocket traffic) should not wait for
+        // Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection gone before it was served");
+                return;
+            }
+        };
+        let mut info = ConnInfo {
+            peer,
+            local,
+            tls: self.tls.is_some(),
+            alpn: None,
+            sni: None,
+        };
+        let Some(acceptor) = &self.tls else {
+            // Without TLS there is no handshake to time out, but a client that never speaks
+            // would hold its permit until hyper's own timers, which start only once the
+            // protocol is known; wait for its first byte under the same timeout.
+            let mut byte = [0u8; 1];
+            match self.early(stream.peek(&mut byte)).await {
+                Some(Ok(n)) if n > 0 => {}
+                Some(Ok(_)) => return,
+                Some(Err(error)) => {
+                    tracing::debug!(%peer, %error, "connection failed before a request");
+                    return;
+                }
+                None => return,
+            }
+            self.http(TokioIo::new(stream), info, &self.builders.auto)
+                .await;
+            return;
+        };
+        let stream = match self.early(acceptor.accept(stream)).await {
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                return;
+            }
+            None => return,
+        };
+        let (_, session) = stream.get_ref();
+        info.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+        info.sni = session.server_name().map(str::to_string);
+        let builder = self.builders.for_alpn(info.alpn.as_deref());
+        self.http(TokioIo::new(stream), info, builder).await;
+    }
+
+    /// `step` under the handshake timeout, abandoned on shutdown: a connection that has not
+    /// reached HTTP yet has nothing in flight to drain. `None` when abandoned.
+    async fn early<T>(&self, step: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => None,
+            done = tokio::time::timeout(self.options.handshake_timeout, step) => {
+                if done.is_err() {
+                    tracing::debug!("handshake timeout; closing the connection");
+                }
+                done.ok()
+            }
+        }
+    }
+
+    /// Serves HTTP on an established connection until the client closes it, shutdown drains
+    /// it, or the drain timeout closes it.
+    async fn http<I>(&self, io: I, info: ConnInfo, builder: &auto::Builder<TokioExecutor>)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let peer = info.peer;
+        let info = Arc::new(info);
+        let handler = self.handler.clone();
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            let info = info.clone();
+            async move { Ok::<_, Infallible>(handler.handle(req, &info).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            _ = self.shutdown.cancelled() => {
+                // Finish what is in flight (HTTP/2 sends GOAWAY), accept nothing new.
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = conn.as_mut() => result,
+                    _ = self.close.cancelled() => return,
+                }
+            }
+            _ = self.close.cancelled() => return,
+        };
+        if let Err(error) = result {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+    }
+}
+
+/// Logs an accept error and, when the process is out of resources, pauses before the next
+/// accept. Errors about a single connection (reset before accept) need no pause.
+async fn accept_error(error: io::Error, shutdown: &CancellationToken) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
+    ) {
+        tracing::debug!(%error, "accept failed for one connection");
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying shortly");
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+    }
+}
