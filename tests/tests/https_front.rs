@@ -1,0 +1,417 @@
+//! The HTTPS front end to end: curl over TLS (HTTP/1.1 and HTTP/2) → the front → real resolver
+//! plugins → the scheduler → real containers on the Docker bridge → the proxy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca::config::{PluginSource, SchedulerConfig};
+use orca::front::Front;
+use orca::identity::Identities;
+use orca::listeners::https::{self, ServeOptions};
+use orca::listeners::tls::{self, Certificates};
+use orca::metrics::Metrics;
+use orca::proxy::{Proxy, ProxyOptions};
+use orca::runtime::docker::DockerRuntime;
+use orca::scheduler::{Options, Scheduler};
+use orca_tests::{build_image, docker, identity, plugins, unique_name};
+use tokio_util::sync::CancellationToken;
+
+/// Removes every container of a test's instance, even when the test fails.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=orca.gateway.instance={}", self.0);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]).unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = docker(&["rm", "-f", id]);
+        }
+    }
+}
+
+/// A gateway on 127.0.0.1:<port> serving one test image.
+struct Gateway {
+    image: String,
+    port: u16,
+    scheduler: Scheduler,
+    shutdown: CancellationToken,
+    _state: tempfile::TempDir,
+    _cleanup: Cleanup,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn gateway(labels: &[(&str, &str)]) -> Gateway {
+    let image = unique_name("web");
+    let mut all = vec![("orca.name", image.as_str())];
+    all.extend_from_slice(labels);
+    build_image("web", &format!("{image}:latest"), &all).expect("the web test image builds");
+    let instance = unique_name("https");
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let header = plugins::sdk_example().expect("the SDK example builds");
+    let passwords = plugins::rust_plugin("orca-fixture-passwords").expect("fixture builds");
+    let resolvers = [
+        identity::resolver("sessions", PluginSource::Bundled("cookie".into()), &[]),
+        identity::resolver(
+            "header",
+            PluginSource::Path(header),
+            &[("header", "x-user")],
+        ),
+        identity::resolver(
+            "passwords",
+            PluginSource::Path(passwords),
+            &[("user:carol", "s3cret"), ("groups:carol", "admins")],
+        ),
+    ];
+    let metrics = Metrics::new();
+    let identities = Arc::new(
+        Identities::load(&resolvers, state.path(), metrics.clone())
+            .await
+            .expect("resolvers load"),
+    );
+    let runtime = DockerRuntime::connect(None, "bridge")
+        .await
+        .expect("docker reachable");
+    let scheduler = Scheduler::start(
+        Arc::new(runtime),
+        Options {
+            instance: instance.clone(),
+            network: "bridge".into(),
+            state_dir: Some(state.path().to_path_buf()),
+            tuning: SchedulerConfig {
+                launch_parallelism: 4,
+                launch_attempts: 5,
+                launch_retry_delay: Duration::from_millis(500),
+                ready_timeout: Duration::from_secs(30),
+                max_containers: 20,
+                restart_grace: Duration::from_secs(120),
+            },
+            sweep_interval: Duration::from_millis(200),
+        },
+        Arc::new(metrics),
+    )
+    .await
+    .expect("scheduler starts");
+    let https_config = orca::config::Config::embedded().https;
+    let certificates =
+        Certificates::load(&https_config, "localhost", state.path()).expect("certificate");
+    let front = Arc::new(Front::new(
+        "localhost",
+        identities,
+        scheduler.clone(),
+        Proxy::new(ProxyOptions::default()),
+        Duration::from_secs(30),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(https::serve(
+        listener,
+        Some(tls::server_config(&certificates)),
+        front,
+        ServeOptions::default(),
+        shutdown.clone(),
+    ));
+    Gateway {
+        image,
+        port,
+        scheduler,
+        shutdown,
+        _state: state,
+        _cleanup: Cleanup(instance),
+    }
+}
+
+/// What curl saw.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Reply {
+    fn line(&self, name: &str) -> Option<&str> {
+        self.body
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+    }
+}
+
+impl Gateway {
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}.localhost:{}{path}", self.port)
+    }
+
+    /// curl against `host` (an image name, or "" for the bare domain) with extra arguments.
+    async fn curl(&self, host: &str, path: &str, args: &[&str]) -> Reply {
+        let name = if host.is_empty() {
+            "localhost".to_string()
+        } else {
+            format!("{host}.localhost")
+        };
+        let url = format!("https://{name}:{}{path}", self.port);
+        let resolve = format!("{name}:{}:127.0.0.1", self.port);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let head = dir.path().join("headers");
+        let out = tokio::process::Command::new("curl")
+            .args(["-sk", "--max-time", "60", "--resolve", &resolve, "-D"])
+            .arg(&head)
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .await
+            .expect("curl runs (scripts/setup installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        Reply {
+            status: code.trim().parse().unwrap_or(0),
+            headers: std::fs::read_to_string(&head).unwrap_or_default(),
+            body: body.to_string(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_is_held_until_ready_then_proxied_with_identity_headers() {
+    let gw = gateway(&[("orca.users.concurrent", "1")]).await;
+    let image = gw.image.clone();
+    let first = gw
+        .curl(
+            &image,
+            "/cgi-bin/echo?x=1",
+            &[
+                "-H",
+                "x-user: alice",
+                "-H",
+                "X-Orca-User: mallory",
+                "-H",
+                "X-Orca-Groups: admins",
+                "-H",
+                "Cookie: orca_session=stolen; theme=dark",
+            ],
+        )
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.line("X-Orca-User"), Some("alice"), "{}", first.body);
+    assert_eq!(first.line("X-Orca-Groups"), Some(""), "{}", first.body);
+    assert_eq!(
+        first.line("X-Forwarded-Proto"),
+        Some("https"),
+        "{}",
+        first.body
+    );
+    assert_eq!(
+        first.line("X-Forwarded-For"),
+        Some("127.0.0.1"),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.line("Cookie"), Some("theme=dark"), "{}", first.body);
+    assert!(!first.body.contains("mallory") && !first.body.contains("stolen"));
+    assert_eq!(first.line("uri"), Some("/cgi-bin/echo?x=1"));
+    let host = first.line("hostname").expect("hostname line").to_string();
+
+    // The same user again, over HTTP/2 this time: the same container.
+    let again = gw
+        .curl(&image, "/cgi-bin/echo", &["--http2", "-H", "x-user: alice"])
+        .await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert!(again.headers.starts_with("HTTP/2"), "{}", again.headers);
+    assert_eq!(again.line("hostname"), Some(host.as_str()));
+
+    // users.concurrent = 1: bob gets a container of his own.
+    let bob = gw
+        .curl(&image, "/cgi-bin/echo", &["-H", "x-user: bob"])
+        .await;
+    assert_eq!(bob.status, 200, "{bob:?}");
+    assert_ne!(bob.line("hostname"), Some(host.as_str()));
+    assert_eq!(gw.scheduler.status().containers.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_pages_for_unknown_images_hosts_groups_and_strangers() {
+    let gw = gateway(&[("orca.access.groups", "admins")]).await;
+    let unknown = gw
+        .curl("no-such-image", "/", &["-H", "x-user: alice"])
+        .await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(unknown.body.contains("there is no image named"));
+
+    let foreign = tokio::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve"])
+        .arg(format!("evil.example:{}:127.0.0.1", gw.port))
+        .arg(format!("https://evil.example:{}/", gw.port))
+        .output()
+        .await
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&foreign.stdout), "404");
+
+    let image = gw.image.clone();
+    let alice = gw.curl(&image, "/", &["-H", "x-user: alice"]).await;
+    assert_eq!(alice.status, 403, "{alice:?}");
+    assert!(alice.body.contains("orca.access.groups"), "{}", alice.body);
+    assert!(
+        gw.scheduler.status().containers.is_empty(),
+        "no container for a refused user"
+    );
+
+    // No identity, and a script rather than a browser: 401, not a login redirect.
+    let stranger = gw.curl(&image, "/", &[]).await;
+    assert_eq!(stranger.status, 401, "{stranger:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_form_sets_the_session_cookie_and_logout_ends_it() {
+    let gw = gateway(&[("orca.access.groups", "admins")]).await;
+    let image = gw.image.clone();
+    // A browser without identity is sent to the login form, with the way back.
+    let nav = gw
+        .curl(&image, "/cgi-bin/echo", &["-H", "Accept: text/html"])
+        .await;
+    assert_eq!(nav.status, 303, "{nav:?}");
+    assert!(
+        nav.headers
+            .to_ascii_lowercase()
+            .contains("location: /.orca/login?back=/cgi-bin/echo"),
+        "{}",
+        nav.headers
+    );
+    let form = gw
+        .curl(&image, "/.orca/login?back=/cgi-bin/echo", &[])
+        .await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("name=\"password\""));
+
+    let wrong = gw
+        .curl(
+            &image,
+            "/.orca/login",
+            &["--data", "user=carol&password=nope&back=%2Fcgi-bin%2Fecho"],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    assert!(wrong.body.contains("Wrong user name or password."));
+
+    let jar = tempfile::tempdir().unwrap();
+    let jar = jar.path().join("cookies");
+    let jar = jar.to_str().unwrap();
+    let ok = gw
+        .curl(
+            &image,
+            "/.orca/login",
+            &[
+                "-c",
+                jar,
+                "--data",
+                "user=carol&password=s3cret&back=%2Fcgi-bin%2Fecho",
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{ok:?}");
+    let headers = ok.headers.to_ascii_lowercase();
+    assert!(
+        headers.contains("location: /cgi-bin/echo"),
+        "{}",
+        ok.headers
+    );
+    assert!(
+        headers.contains("set-cookie: orca_session=v1.")
+            && headers.contains("secure")
+            && headers.contains("httponly")
+            && headers.contains("samesite=lax"),
+        "{}",
+        ok.headers
+    );
+
+    // With the cookie: carol (group admins) reaches her container; the cookie stays here.
+    let app = gw.curl(&image, "/cgi-bin/echo", &["-b", jar]).await;
+    assert_eq!(app.status, 200, "{app:?}");
+    assert_eq!(app.line("X-Orca-User"), Some("carol"));
+    assert_eq!(app.line("X-Orca-Groups"), Some("admins"));
+    assert!(!app.body.contains("orca_session"), "{}", app.body);
+
+    // Logout clears the cookie and the session is refused afterwards, even if replayed.
+    let cookie_line = std::fs::read_to_string(jar).unwrap();
+    let value = cookie_line
+        .lines()
+        .find(|l| l.contains("orca_session"))
+        .and_then(|l| l.split('\t').next_back())
+        .expect("the jar holds the session")
+        .to_string();
+    let out = gw.curl(&image, "/.orca/logout", &["-b", jar]).await;
+    assert_eq!(out.status, 303, "{out:?}");
+    assert!(
+        out.headers.contains("orca_session=; Max-Age=0"),
+        "{}",
+        out.headers
+    );
+    let replay = gw
+        .curl(
+            &image,
+            "/cgi-bin/echo",
+            &["-H", &format!("Cookie: orca_session={value}")],
+        )
+        .await;
+    assert_eq!(
+        replay.status, 401,
+        "a revoked cookie must not work: {replay:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_gets_the_waiting_page_which_follows_the_phases() {
+    let gw = gateway(&[]).await;
+    let image = gw.image.clone();
+    let page = gw
+        .curl(
+            &image,
+            "/",
+            &["-H", "x-user: dora", "-H", "Accept: text/html"],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains("Starting"), "{}", page.body);
+    assert!(
+        page.headers
+            .to_ascii_lowercase()
+            .contains("cache-control: no-store")
+    );
+    // The page's script long-polls /.orca/wait until the phase is `ready`.
+    let mut last = "queued".to_string();
+    for _ in 0..20 {
+        let poll = gw
+            .curl(
+                &image,
+                &format!("/.orca/wait?after={last}"),
+                &["-H", "x-user: dora"],
+            )
+            .await;
+        assert_eq!(poll.status, 200, "{poll:?}");
+        let v: serde_json::Value = serde_json::from_str(&poll.body).expect("json");
+        last = v["phase"].as_str().unwrap_or_default().to_string();
+        if last == "ready" {
+            break;
+        }
+        assert_ne!(last, "failed", "{}", poll.body);
+    }
+    assert_eq!(last, "ready");
+    let app = gw
+        .curl(
+            &image,
+            "/cgi-bin/echo",
+            &["-H", "x-user: dora", "-H", "Accept: text/html"],
+        )
+        .await;
+    assert_eq!(app.status, 200);
+    assert_eq!(app.line("X-Orca-User"), Some("dora"));
+    let _ = gw.url(&image, "/");
+}
