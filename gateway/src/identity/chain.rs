@@ -162,7 +162,14 @@ impl Identities {
     ) -> Result<Self, LoadError> {
         let max_memory = resolvers.iter().map(|r| r.memory_mb).max().unwrap_or(64);
         let max_memory = usize::try_from(max_memory).unwrap_or(4096) << 20;
-        let cache_dir = state_dir.join("cache").join("wasmtime");
+        // wasmtime's cache wants an absolute directory; `state_dir` may be relative (`.orca`).
+        let cache_dir =
+            std::path::absolute(state_dir.join("cache").join("wasmtime")).map_err(|e| {
+                LoadError::Engine(format!(
+                    "cannot resolve the state directory {}: {e}",
+                    state_dir.display()
+                ))
+            })?;
         let (engine, compile_cache) = engine::build(Some(&cache_dir), max_memory)
             .map_err(|e| LoadError::Engine(format!("cannot start wasmtime: {e:#}")))?;
         engine::start_ticker(&engine);
