@@ -291,3 +291,21 @@ async fn plugin_output_goes_to_the_log_under_its_name() {
         "{err}"
     );
 }
+
+/// Regression: `orca serve` on the embedded defaults (`state_dir = ".orca"`, relative) failed
+/// to start because wasmtime's compile cache wants an absolute directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_state_dir_loads_and_caches() {
+    let wasm = plugins::sdk_example().unwrap();
+    // Tests run in the package directory; this path is relative to it.
+    let relative = PathBuf::from(format!(
+        "../target/test-state/relative-{}",
+        std::process::id()
+    ));
+    let ids = Identities::load(&[resolver("h", wasm, &[])], &relative, Metrics::new())
+        .await
+        .expect("a relative state directory works");
+    assert_eq!(ids.compile_cache_stats().0 + ids.compile_cache_stats().1, 1);
+    drop(ids);
+    let _ = std::fs::remove_dir_all(&relative);
+}
