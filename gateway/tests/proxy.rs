@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use orca::error::ErrorSource;
 use orca::proxy::{Body, Forwarded, Proxy, ProxyOptions, RelayStats, Target};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -83,7 +83,7 @@ async fn origin_route(
     match req.uri().path() {
         "/echo" => {
             // Every header the container saw, one per line, in order received.
-            let mut text = String::new();
+            let mut text = format!("@version: {:?}\n", req.version());
             for (name, value) in req.headers() {
                 text.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
             }
@@ -169,6 +169,8 @@ struct FrontOptions {
     /// Serve connections over a wrapper around the socket, so the upgraded client side is not
     /// a bare `TcpStream` (as behind TLS) and the portable relay must run.
     wrap: bool,
+    /// Speak HTTP/2 (prior knowledge) to clients instead of HTTP/1.1.
+    http2: bool,
 }
 
 /// Counts itself in `keeps` while alive, standing in for a scheduler lease.
@@ -251,7 +253,11 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                     Ok::<Response<Body>, Infallible>(resp)
                 }
             });
-            if options.wrap {
+            if options.http2 {
+                let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service);
+                tokio::spawn(conn);
+            } else if options.wrap {
                 let io = TokioIo::new(Wrapped(tcp));
                 let conn = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
@@ -659,4 +665,58 @@ async fn upgraded_stream_holds_keep_while_open() {
         front.keeps.load(Ordering::SeqCst) == 0
     })
     .await;
+}
+
+#[tokio::test]
+async fn http2_request_reaches_the_container_as_http11_with_its_host() {
+    let origin = origin().await;
+    let options = FrontOptions {
+        http2: true,
+        ..Default::default()
+    };
+    let front = front(origin.addr, options).await;
+    let tcp = TcpStream::connect(front.addr).await.unwrap();
+    let (mut client, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    // HTTP/2 carries the host as `:authority` and may split cookies over several headers.
+    let req = Request::get("http://app.example/echo?x=1")
+        .header("cookie", "orca_session=secret")
+        .header("cookie", "theme=dark")
+        .header("cookie", "lang=en")
+        .body(empty())
+        .unwrap();
+    let resp = client.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = text(resp).await;
+    let lines: Vec<&str> = seen.lines().collect();
+    assert!(lines.contains(&"@version: HTTP/1.1"), "{seen}");
+    assert!(lines.contains(&"host: app.example"), "{seen}");
+    assert!(lines.contains(&"cookie: theme=dark; lang=en"), "{seen}");
+    assert!(!seen.contains("secret"), "{seen}");
+}
+
+#[tokio::test]
+async fn client_leaving_mid_upload_is_the_clients_fault() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut tcp = TcpStream::connect(front.addr).await.unwrap();
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: app.example\r\nContent-Length: 2097152\r\n\r\n")
+        .await
+        .unwrap();
+    tcp.write_all(&vec![1u8; MIB]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), origin.upload_started.notified())
+        .await
+        .unwrap();
+    // Half of the promised body, then the client's side ends.
+    tcp.shutdown().await.unwrap();
+    eventually("the proxy to report the failure", || {
+        !front.errors.lock().unwrap().is_empty()
+    })
+    .await;
+    let errors = front.errors.lock().unwrap().clone();
+    assert_eq!(errors[0].0, ErrorSource::Client, "{}", errors[0].1);
 }
