@@ -15,7 +15,7 @@ use orca::listeners::https::{self, Body, ConnInfo, Handler, ServeOptions};
 use orca::listeners::tls::{Certificates, server_config};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,10 +30,13 @@ struct Echo {
 impl Handler for Echo {
     async fn handle(
         &self,
-        req: hyper::Request<hyper::body::Incoming>,
+        mut req: hyper::Request<hyper::body::Incoming>,
         conn: &ConnInfo,
     ) -> hyper::Response<Body> {
         self.entered.fetch_add(1, Ordering::SeqCst);
+        if req.headers().contains_key(hyper::header::UPGRADE) {
+            return upgrade_to_echo(&mut req);
+        }
         if req.uri().path() == "/slow" {
             tokio::time::sleep(self.slow).await;
         }
@@ -53,6 +56,32 @@ impl Handler for Echo {
         );
         hyper::Response::new(https::full(body))
     }
+}
+
+/// Switches protocols and echoes the raw bytes, as a WebSocket origin would carry frames.
+fn upgrade_to_echo(req: &mut hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut res = hyper::Response::new(https::empty());
+    *res.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    res.headers_mut().insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("echo"),
+    );
+    res.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("upgrade"),
+    );
+    res
 }
 
 struct Running {
@@ -330,35 +359,45 @@ async fn configured_pem_files_are_served_and_sni_picks_the_matching_one() {
     server.task.await.unwrap();
 }
 
-/// A hyper HTTP/1.1 client over rustls trusting `ca`, connected for `name`.
-async fn hyper_client(
+/// A TLS connection to the server for `name`, trusting `ca`, offering ALPN `http/1.1`.
+async fn tls_stream(
     addr: SocketAddr,
     ca: &Path,
     name: &str,
-) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(
             rustls::pki_types::CertificateDer::from_pem_file(ca).expect("the test client connects"),
         )
         .expect("the test client connects");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("the test client connects")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let tcp = TcpStream::connect(addr)
         .await
         .expect("the test client connects");
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(
             ServerName::try_from(name.to_string()).expect("the test client connects"),
             tcp,
         )
         .await
-        .expect("the test client connects");
+        .expect("the test client connects")
+}
+
+/// A hyper HTTP/1.1 client over rustls trusting `ca`, connected for `name`.
+async fn hyper_client(
+    addr: SocketAddr,
+    ca: &Path,
+    name: &str,
+) -> hyper::client::conn::http1::SendRequest<Empty<Bytes>> {
+    let tls = tls_stream(addr, ca, name).await;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .expect("the test client connects");
@@ -529,4 +568,104 @@ async fn graceful_shutdown_lets_an_in_flight_response_finish() {
     assert!(stopping.elapsed() < Duration::from_secs(2));
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn upgrades_pass_through_as_raw_bytes() {
+    let state = tempfile::tempdir().unwrap();
+    let certs = self_signed(state.path());
+    let server = start(Some(&certs), Echo::default(), fast()).await;
+    let ca = certs.self_signed_path().unwrap();
+    let mut tls = tls_stream(server.addr, &ca, "demo.localhost").await;
+    tls.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: demo.localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            tls.read(&mut byte).await.unwrap(),
+            1,
+            "closed during the response head"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    tls.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    tls.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_silent_after_the_handshake_is_dropped_too() {
+    let state = tempfile::tempdir().unwrap();
+    let certs = self_signed(state.path());
+    let server = start(Some(&certs), Echo::default(), fast()).await;
+    let ca = certs.self_signed_path().unwrap();
+    let mut tls = tls_stream(server.addr, &ca, "demo.localhost").await;
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a silent HTTP/1.1 client kept its connection"
+    );
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_plain_client_is_dropped_after_the_handshake_timeout() {
+    let server = start(None, Echo::default(), fast()).await;
+    let started = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+        .await
+        .expect("the server should close a silent connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_drain_timeout_closes_what_did_not_finish() {
+    let handler = Echo {
+        slow: Duration::from_secs(10),
+        ..Echo::default()
+    };
+    let options = ServeOptions {
+        drain_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let server = start(None, handler, options).await;
+    let addr = server.addr;
+    let slow = tokio::spawn(async move { curl(addr, "localhost", "/slow", &["--plain"]).await });
+    let handler = server.handler.clone();
+    wait_until("the slow request to arrive", || {
+        handler.entered.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let stopping = Instant::now();
+    server.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(3), server.task)
+        .await
+        .expect("serve should return at the drain timeout")
+        .unwrap();
+    assert!(stopping.elapsed() >= Duration::from_millis(250));
+    slow.await.unwrap().unwrap_err();
 }

@@ -10,17 +10,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use super::prefixed::Prefixed;
 
 /// How many connections are served at once unless configured.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -34,6 +37,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the accept loop pauses when the process is out of file descriptors, so that
 /// finishing connections can free some instead of the loop spinning on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How much of a TLS client's first flight is read before hyper takes over: one TLS record's
+/// worth, enough for a request head or the HTTP/2 preface and settings.
+const FIRST_READ: usize = 16 * 1024;
 
 /// A response body: streams, so proxied bodies pass through without buffering.
 pub type Body =
@@ -180,8 +186,10 @@ struct Server<H> {
     close: CancellationToken,
 }
 
-/// The HTTP server per negotiated protocol: when ALPN already said which, hyper need not
-/// sniff the first bytes to find out.
+/// The HTTP server per protocol. Over TLS, ALPN decides: HTTP/2 over TLS must be negotiated
+/// (RFC 9113 §3.2), so anything but `h2` is HTTP/1.1, and no sniffing of the first bytes runs
+/// outside hyper's header read timeout. Plain connections may open with the HTTP/2 preface
+/// (prior knowledge), so they are sniffed.
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
     http1: auto::Builder<TokioExecutor>,
@@ -205,8 +213,7 @@ impl Builders {
     fn for_alpn(&self, alpn: Option<&[u8]>) -> &auto::Builder<TokioExecutor> {
         match alpn {
             Some(b"h2") => &self.http2,
-            Some(b"http/1.1") => &self.http1,
-            _ => &self.auto,
+            _ => &self.http1,
         }
     }
 }
@@ -249,7 +256,7 @@ impl<H: Handler> Server<H> {
                 .await;
             return;
         };
-        let stream = match self.early(acceptor.accept(stream)).await {
+        let mut stream = match self.early(acceptor.accept(stream)).await {
             Some(Ok(stream)) => stream,
             Some(Err(error)) => {
                 tracing::debug!(%peer, %error, "TLS handshake failed");
@@ -260,7 +267,21 @@ impl<H: Handler> Server<H> {
         let (_, session) = stream.get_ref();
         info.alpn = session.alpn_protocol().map(<[u8]>::to_vec);
         info.sni = session.server_name().map(str::to_string);
+        // hyper's header read timeout starts with the first byte of a request, so a client
+        // that finishes the handshake and then says nothing would keep its permit; wait for
+        // its first bytes under the handshake timeout too, and give them back to hyper.
+        let mut first = BytesMut::with_capacity(FIRST_READ);
+        match self.early(stream.read_buf(&mut first)).await {
+            Some(Ok(n)) if n > 0 => {}
+            Some(Ok(_)) => return,
+            Some(Err(error)) => {
+                tracing::debug!(%peer, %error, "connection failed before a request");
+                return;
+            }
+            None => return,
+        }
         let builder = self.builders.for_alpn(info.alpn.as_deref());
+        let stream = Prefixed::new(first.freeze(), stream);
         self.http(TokioIo::new(stream), info, builder).await;
     }
 

@@ -4,4 +4,5 @@
 pub mod https;
 pub mod tls;
 
+mod prefixed;
 mod san;

@@ -119,14 +119,31 @@ impl Certificates {
     /// `domain` from `<state_dir>/tls/`, generating it on first start or when it was made for
     /// another domain.
     pub fn load(https: &HttpsConfig, domain: &str, state_dir: &Path) -> Result<Self, TlsError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         let source = match &https.tls {
             Some(files) => Source::Files(vec![files.clone()]),
             None => Source::SelfSigned {
-                domain: domain.trim_end_matches('.').to_ascii_lowercase(),
+                domain: domain.clone(),
                 dir: state_dir.join(SELF_SIGNED_DIR),
             },
         };
-        Self::from_source(source)
+        let certificates = Self::from_source(source)?;
+        // Served anyway (it may be a deliberate stopgap), but every image name would fail
+        // verification in browsers, so say so at start.
+        let image_host = format!("image.{domain}");
+        let covered = certificates
+            .current()
+            .entries
+            .iter()
+            .any(|e| e.names.iter().any(|p| san::covers(p, &image_host)));
+        if let (false, Some(files)) = (covered, &https.tls) {
+            tracing::warn!(
+                cert = %files.cert.display(),
+                domain,
+                "the configured certificate does not cover *.{domain}; clients will refuse image hosts"
+            );
+        }
+        Ok(certificates)
     }
 
     /// Loads several PEM chain/key pairs, chosen among by SNI; the first is the fallback for
@@ -271,6 +288,13 @@ impl Authority {
         }
         let key_pem = std::fs::read_to_string(key_path).map_err(|e| e.to_string())?;
         let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| e.to_string())?;
+        // A key from elsewhere would issue leaves no client can chain to the stored certificate.
+        let spki = rustls::server::ParsedCertificate::try_from(&ca)
+            .map_err(|e| e.to_string())?
+            .subject_public_key_info();
+        if spki.as_ref() != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+            return Err("the key file does not belong to the certificate".to_string());
+        }
         Self::assemble(domain, ca, key).map_err(|e| e.to_string())
     }
 
