@@ -171,6 +171,8 @@ struct FrontOptions {
     wrap: bool,
     /// Speak HTTP/2 (prior knowledge) to clients instead of HTTP/1.1.
     http2: bool,
+    /// Overrides the proxy's connect timeout.
+    connect_timeout: Option<Duration>,
 }
 
 /// Counts itself in `keeps` while alive, standing in for a scheduler lease.
@@ -186,7 +188,12 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let front = Front {
         addr: listener.local_addr().unwrap(),
-        proxy: Arc::new(Proxy::new(ProxyOptions::default())),
+        proxy: Arc::new(Proxy::new(ProxyOptions {
+            connect_timeout: options
+                .connect_timeout
+                .unwrap_or(orca::proxy::DEFAULT_CONNECT_TIMEOUT),
+            ..ProxyOptions::default()
+        })),
         to_container: Arc::default(),
         to_client: Arc::default(),
         keeps: Arc::default(),
@@ -719,4 +726,44 @@ async fn client_leaving_mid_upload_is_the_clients_fault() {
     .await;
     let errors = front.errors.lock().unwrap().clone();
     assert_eq!(errors[0].0, ErrorSource::Client, "{}", errors[0].1);
+}
+
+/// Linux drops SYNs once a listener's accept queue is full, so connecting to a listener that
+/// never accepts and whose queue is filled hangs like an unreachable container.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn container_not_accepting_in_time_is_a_connect_timeout() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let stuck = socket.listen(1).unwrap();
+    let addr = stuck.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        // Some of these may hang themselves once the queue is full; they are only ballast.
+        if let Ok(Ok(tcp)) =
+            tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+        {
+            fillers.push(tcp);
+        }
+    }
+
+    let options = FrontOptions {
+        connect_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let front = front(addr, options).await;
+    let mut client = client(front.addr).await;
+    let resp = client
+        .send_request(get("/").body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let errors = front.errors.lock().unwrap().clone();
+    assert_eq!(errors[0].0, ErrorSource::Container);
+    assert!(
+        errors[0].1.contains("within the connect timeout"),
+        "{}",
+        errors[0].1
+    );
+    drop(stuck);
 }
