@@ -669,3 +669,29 @@ async fn the_drain_timeout_closes_what_did_not_finish() {
     assert!(stopping.elapsed() >= Duration::from_millis(250));
     slow.await.unwrap().unwrap_err();
 }
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_header_read_timeout() {
+    let options = ServeOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let server = start(None, Echo::default(), options).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    assert!(get(&mut client, "/").await.starts_with("GET / HTTP/1.1"));
+    // The permit must not stay with a client that is done: waiting for the next request's
+    // head is under the header read timeout.
+    let idle = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), conn)
+        .await
+        .expect("an idle keep-alive connection should be closed")
+        .unwrap()
+        .unwrap();
+    assert!(idle.elapsed() >= Duration::from_millis(250));
+    server.shutdown.cancel();
+    server.task.await.unwrap();
+}

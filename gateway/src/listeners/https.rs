@@ -30,13 +30,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// How long a client has from connecting to finishing the TLS handshake (or, without TLS, to
 /// sending its first byte).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long an HTTP/1 client has to send a request's headers.
+/// How long an HTTP/1 client has to send a request's headers, and how long an idle
+/// keep-alive connection is kept.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests get to finish after shutdown before connections are closed.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the accept loop pauses when the process is out of file descriptors, so that
 /// finishing connections can free some instead of the loop spinning on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an HTTP/2 connection is pinged to check the peer is still there (hyper closes
+/// it when a ping goes unanswered for its keep-alive timeout, 20 s).
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// How much of a TLS client's first flight is read before hyper takes over: one TLS record's
 /// worth, enough for a request head or the HTTP/2 preface and settings.
 const FIRST_READ: usize = 16 * 1024;
@@ -92,7 +96,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// From accept to a finished TLS handshake (without TLS: to the first byte).
     pub handshake_timeout: Duration,
-    /// For an HTTP/1 client to send a request's headers.
+    /// For an HTTP/1 client to send a request's headers; also how long an idle keep-alive
+    /// connection waits for its next request.
     pub header_read_timeout: Duration,
     /// After shutdown, for in-flight requests to finish before connections are closed.
     pub drain_timeout: Duration,
@@ -202,7 +207,11 @@ impl Builders {
         auto.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(options.header_read_timeout);
-        auto.http2().timer(TokioTimer::new());
+        // Pings find peers that vanished without a FIN, so their permits come back; an idle
+        // HTTP/1 connection is closed by the header read timeout of its next request.
+        auto.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(HTTP2_KEEP_ALIVE_INTERVAL);
         Self {
             http1: auto.clone().http1_only(),
             http2: auto.clone().http2_only(),
