@@ -329,11 +329,14 @@ impl Front {
             trust_forwarded: self.trust_forwarded,
         };
         let lease = Arc::new(lease);
-        let meter_lease = lease.clone();
+        // Weak: `keep` alone decides how long the session stays open.
+        let meter_lease = Arc::downgrade(&lease);
         let target = Target {
             addr: SocketAddr::new(ip, port),
             meter: Arc::new(move |to_container, to_client| {
-                meter_lease.activity().record(to_container, to_client)
+                if let Some(lease) = meter_lease.upgrade() {
+                    lease.activity().record(to_container, to_client);
+                }
             }),
             keep: Box::new(lease),
         };
