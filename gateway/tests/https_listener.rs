@@ -247,6 +247,16 @@ async fn curl_speaks_http1_and_http2_and_trusts_the_generated_certificate() {
     .await
     .unwrap();
     assert_eq!(body, "GET / HTTP/2.0 alpn=h2 sni=demo.localhost tls=true");
+    // TLS 1.2 clients are served too.
+    let body = curl(
+        server.addr,
+        "demo.localhost",
+        "/",
+        &["--tlsv1.2", "--tls-max", "1.2", "--cacert", ca],
+    )
+    .await
+    .unwrap();
+    assert!(body.ends_with("sni=demo.localhost tls=true"), "{body}");
     // The bare domain is covered by the default certificate.
     let body = curl(server.addr, "localhost", "/", &["--cacert", ca])
         .await

@@ -541,6 +541,44 @@ mod tests {
         assert!(authority.leaf_for("xlocalhost").is_none());
     }
 
+    fn entry(names: &[&str]) -> Entry {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let pair = rcgen::generate_simple_self_signed(names.clone()).unwrap();
+        let der = PrivateKeyDer::try_from(pair.signing_key.serialize_der()).unwrap();
+        let key = CertifiedKey::new(
+            vec![pair.cert.der().clone()],
+            any_supported_type(&der).unwrap(),
+        );
+        Entry {
+            names,
+            key: Arc::new(key),
+        }
+    }
+
+    #[test]
+    fn sni_prefers_an_exact_name_then_a_wildcard_then_the_first() {
+        let set = CertSet {
+            entries: vec![
+                entry(&["*.example.com"]),
+                entry(&["a.example.com"]),
+                entry(&["other.test"]),
+            ],
+            authority: None,
+        };
+        let chosen = |sni| {
+            let key = set.select(sni).unwrap();
+            set.entries
+                .iter()
+                .position(|e| Arc::ptr_eq(&e.key, &key))
+                .unwrap()
+        };
+        assert_eq!(chosen(Some("a.example.com")), 1);
+        assert_eq!(chosen(Some("b.example.com")), 0);
+        assert_eq!(chosen(Some("other.test")), 2);
+        assert_eq!(chosen(Some("unknown.test")), 0);
+        assert_eq!(chosen(None), 0);
+    }
+
     #[test]
     fn a_broken_key_file_names_the_file_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
