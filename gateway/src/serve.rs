@@ -123,6 +123,7 @@ pub async fn run(
         ServeOptions::default(),
         shutdown.clone(),
     ));
+    let reloader = tokio::spawn(reload_on_sighup(Arc::new(certificates), shutdown.clone()));
     let rows = scheduler.catalogue().rows();
     let usable = rows
         .iter()
@@ -139,6 +140,7 @@ pub async fn run(
     );
     shutdown.cancelled().await;
     tracing::info!(cleanup, "shutting down");
+    reloader.abort();
     // The listener drains its connections (bounded) before the containers are let go.
     if let Err(e) = https_task.await {
         tracing::error!("the https listener task failed: {e}");
@@ -146,4 +148,31 @@ pub async fn run(
     scheduler.shutdown(cleanup).await;
     identities.flush();
     Ok(())
+}
+
+/// SIGHUP: read the certificate files again. New handshakes get the new certificate;
+/// established connections keep theirs. A failed reload keeps the previous certificate.
+async fn reload_on_sighup(certificates: Arc<Certificates>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGHUP; certificates will not reload: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                match certificates.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: certificates reloaded"),
+                    Err(e) => tracing::warn!("SIGHUP: {e}; keeping the previous certificate"),
+                }
+            }
+        }
+    }
 }

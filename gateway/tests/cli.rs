@@ -179,3 +179,99 @@ fn serve_with_a_bad_config_exits_before_doing_anything() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("docker.network"), "{err}");
 }
+
+/// Writes a self-signed certificate for `name` to `dir/tls.crt` and `dir/tls.key`.
+fn write_certificate(dir: &std::path::Path, name: &str) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("rcgen");
+    std::fs::write(dir.join("tls.crt"), cert.pem()).expect("write cert");
+    std::fs::write(dir.join("tls.key"), signing_key.serialize_pem()).expect("write key");
+}
+
+/// The DNS names of the certificate `127.0.0.1:port` presents, read by `openssl s_client`.
+fn served_names(port: u16) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername demo.localhost </dev/null \
+             2>/dev/null | openssl x509 -noout -ext subjectAltName"
+        ))
+        .output()
+        .expect("openssl runs (scripts/setup installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn serve_reloads_its_certificate_on_sighup() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    write_certificate(dir.path(), "first.localhost");
+    let file = dir.path().join("orca.toml");
+    let instance = format!("hup-{}", std::process::id());
+    std::fs::write(
+        &file,
+        format!(
+            "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n\
+             cert = \"tls.crt\"\nkey = \"tls.key\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut port = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("orca is running") {
+            // `https=Some(127.0.0.1:PORT)`
+            port = line
+                .split("127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            break;
+        }
+    }
+    let port = port.expect("the running line names the https address");
+    assert!(served_names(port).contains("first.localhost"));
+
+    // Replace the files and send SIGHUP: new connections get the new certificate.
+    write_certificate(dir.path(), "second.localhost");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut names = String::new();
+    for _ in 0..50 {
+        names = served_names(port);
+        if names.contains("second.localhost") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(names.contains("second.localhost"), "after SIGHUP: {names}");
+    assert!(
+        child.id() > 0 && child.try_wait().unwrap().is_none(),
+        "still running"
+    );
+
+    // A broken file on the next SIGHUP keeps the working certificate.
+    std::fs::write(dir.path().join("tls.crt"), "not a certificate").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(served_names(port).contains("second.localhost"));
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
