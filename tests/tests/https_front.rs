@@ -33,6 +33,7 @@ impl Drop for Cleanup {
 struct Gateway {
     image: String,
     port: u16,
+    ca: std::path::PathBuf,
     scheduler: Scheduler,
     shutdown: CancellationToken,
     _state: tempfile::TempDir,
@@ -46,10 +47,15 @@ impl Drop for Gateway {
 }
 
 async fn gateway(labels: &[(&str, &str)]) -> Gateway {
-    let image = unique_name("web");
+    gateway_of("web", labels).await
+}
+
+/// A gateway serving the test image built from `tests/images/<dir>`.
+async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
+    let image = unique_name(dir);
     let mut all = vec![("orca.name", image.as_str())];
     all.extend_from_slice(labels);
-    build_image("web", &format!("{image}:latest"), &all).expect("the web test image builds");
+    build_image(dir, &format!("{image}:latest"), &all).expect("the test image builds");
     let instance = unique_name("https");
     let state = tempfile::tempdir().expect("tempdir");
 
@@ -100,6 +106,9 @@ async fn gateway(labels: &[(&str, &str)]) -> Gateway {
     let https_config = orca::config::Config::embedded().https;
     let certificates =
         Certificates::load(&https_config, "localhost", state.path()).expect("certificate");
+    let ca = certificates
+        .self_signed_path()
+        .expect("the gateway generated its certificate");
     let front = Arc::new(Front::new(
         "localhost",
         identities,
@@ -122,6 +131,7 @@ async fn gateway(labels: &[(&str, &str)]) -> Gateway {
     Gateway {
         image,
         port,
+        ca,
         scheduler,
         shutdown,
         _state: state,
@@ -414,4 +424,76 @@ async fn a_browser_gets_the_waiting_page_which_follows_the_phases() {
     assert_eq!(app.status, 200);
     assert_eq!(app.line("X-Orca-User"), Some("dora"));
     let _ = gw.url(&image, "/");
+}
+
+/// An upgraded stream (what a WebSocket is after its handshake) through TLS, the front and the
+/// proxy to a container that echoes bytes after answering 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_stream_is_relayed_both_ways() {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gw = gateway_of("upgrade", &[]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&gw.ca).expect("the CA file"))
+        .expect("a valid CA");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let host = format!("{}.localhost", gw.image);
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
+        .await
+        .unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from(host.clone()).unwrap(), tcp)
+        .await
+        .expect("TLS with the gateway's certificate");
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: {host}:{}\r\nx-user: erin\r\nConnection: Upgrade\r\n\
+         Upgrade: echo\r\n\r\n",
+        gw.port
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(60), tls.read(&mut byte))
+            .await
+            .expect("the 101 arrives")
+            .unwrap();
+        assert_eq!(n, 1, "closed before the end of the response head: {head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Echo, in several rounds and one large write, both ways through the relay.
+    for round in 0..3 {
+        let msg = format!("hello {round}\n");
+        tls.write_all(msg.as_bytes()).await.unwrap();
+        let mut back = vec![0u8; msg.len()];
+        tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut back))
+            .await
+            .expect("the echo arrives")
+            .unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    let big = vec![b'x'; 256 * 1024];
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let writer = tokio::spawn(async move {
+        wr.write_all(&big).await.unwrap();
+        wr
+    });
+    let mut back = vec![0u8; 256 * 1024];
+    tokio::time::timeout(Duration::from_secs(30), rd.read_exact(&mut back))
+        .await
+        .expect("256 KiB echoed")
+        .unwrap();
+    assert!(back.iter().all(|&b| b == b'x'));
+    drop(writer.await.unwrap());
+    assert_eq!(gw.scheduler.status().containers.len(), 1);
 }
