@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::front::Front;
+use crate::front::redirect::Redirect;
 use crate::identity::{Identities, LoadError};
 use crate::listeners::https::{self, ServeOptions};
 use crate::listeners::tls::{self, Certificates, TlsError};
@@ -60,6 +61,8 @@ pub enum ServeError {
 pub struct Listeners {
     /// `[https] listen`.
     pub https: tokio::net::TcpListener,
+    /// `[http] listen`, when the table is present.
+    pub http: Option<tokio::net::TcpListener>,
 }
 
 impl Listeners {
@@ -72,7 +75,18 @@ impl Listeners {
                 addr: config.https.listen,
                 source,
             })?;
-        Ok(Listeners { https })
+        let http =
+            match &config.http {
+                Some(h) => Some(tokio::net::TcpListener::bind(h.listen).await.map_err(
+                    |source| ServeError::Bind {
+                        key: "http.listen",
+                        addr: h.listen,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
+        Ok(Listeners { https, http })
     }
 }
 
@@ -116,6 +130,17 @@ pub async fn run(
         config.scheduler.ready_timeout,
     ));
     let https_addr = listeners.https.local_addr().ok();
+    let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
+    let http_task = listeners.http.map(|listener| {
+        let port = https_addr.map_or(config.https.listen.port(), |a| a.port());
+        tokio::spawn(https::serve(
+            listener,
+            None,
+            Arc::new(Redirect::new(&config.domain, port)),
+            ServeOptions::default(),
+            shutdown.clone(),
+        ))
+    });
     let https_task = tokio::spawn(https::serve(
         listeners.https,
         Some(tls::server_config(&certificates)),
@@ -136,6 +161,7 @@ pub async fn run(
         instance = %config.instance,
         resolvers = identities.plugins().len(),
         https = ?https_addr,
+        http = ?http_addr,
         "orca is running"
     );
     shutdown.cancelled().await;
@@ -144,6 +170,11 @@ pub async fn run(
     // The listener drains its connections (bounded) before the containers are let go.
     if let Err(e) = https_task.await {
         tracing::error!("the https listener task failed: {e}");
+    }
+    if let Some(task) = http_task
+        && let Err(e) = task.await
+    {
+        tracing::error!("the http listener task failed: {e}");
     }
     scheduler.shutdown(cleanup).await;
     identities.flush();

@@ -213,7 +213,7 @@ fn serve_reloads_its_certificate_on_sighup() {
         &file,
         format!(
             "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n\
-             cert = \"tls.crt\"\nkey = \"tls.key\"\n"
+             cert = \"tls.crt\"\nkey = \"tls.key\"\n[http]\nlisten = \"127.0.0.1:0\"\n"
         ),
     )
     .unwrap();
@@ -223,20 +223,41 @@ fn serve_reloads_its_certificate_on_sighup() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut port = None;
+    let mut ports = Vec::new();
     for line in lines.by_ref() {
         let line = line.unwrap();
         if line.contains("orca is running") {
-            // `https=Some(127.0.0.1:PORT)`
-            port = line
+            // `https=Some(127.0.0.1:PORT) http=Some(127.0.0.1:PORT)`
+            ports = line
                 .split("127.0.0.1:")
-                .nth(1)
-                .and_then(|rest| rest.split(')').next())
-                .and_then(|p| p.parse::<u16>().ok());
+                .skip(1)
+                .filter_map(|rest| rest.split(')').next()?.parse::<u16>().ok())
+                .collect();
             break;
         }
     }
-    let port = port.expect("the running line names the https address");
+    let (port, http_port) = match ports.as_slice() {
+        [https, http] => (*https, *http),
+        other => panic!("the running line names the https and http addresses: {other:?}"),
+    };
+    // The plain listener sends hosts of the domain to HTTPS, path kept.
+    let redirect = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-H",
+        ])
+        .arg("Host: demo.localhost")
+        .arg(format!("http://127.0.0.1:{http_port}/a?b=1"))
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&redirect.stdout),
+        format!("308 https://demo.localhost:{port}/a?b=1")
+    );
     assert!(served_names(port).contains("first.localhost"));
 
     // Replace the files and send SIGHUP: new connections get the new certificate.

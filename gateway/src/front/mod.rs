@@ -11,6 +11,7 @@
 
 pub mod cookies;
 pub mod pages;
+pub mod redirect;
 pub mod route;
 
 use std::net::SocketAddr;
