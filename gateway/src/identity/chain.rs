@@ -304,11 +304,7 @@ impl Identities {
 
     /// Who sent this HTTPS request.
     pub async fn http(&self, request: &HttpRequest) -> Decision {
-        let key = digest(&[
-            b"http",
-            join_pairs(&request.cookies).as_bytes(),
-            request.header("authorization").unwrap_or("").as_bytes(),
-        ]);
+        let key = http_key(request);
         self.decide(Interface::Http, key, |_| {
             Some(Question::Http(request.clone()))
         })
@@ -385,11 +381,7 @@ impl Identities {
     /// Logs out the session `request` carries: every session resolver forgets it, the answer
     /// cache drops it, and the cookie names to clear are returned.
     pub async fn revoke(&self, request: &HttpRequest) -> Vec<String> {
-        let key = digest(&[
-            b"http",
-            join_pairs(&request.cookies).as_bytes(),
-            request.header("authorization").unwrap_or("").as_bytes(),
-        ]);
+        let key = http_key(request);
         self.lock_cache().retain(|(_, k), _| *k != key);
         let mut names = Vec::new();
         for plugin in self.plugins.iter().filter(|p| p.exports().session) {
@@ -557,6 +549,16 @@ impl HttpRequest {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The cache key of an HTTP credential: the cookies and the `Authorization` header (what a
+/// plugin's `cache-seconds` promises its answer depends on).
+fn http_key(request: &HttpRequest) -> [u8; 32] {
+    digest(&[
+        b"http",
+        join_pairs(&request.cookies).as_bytes(),
+        request.header("authorization").unwrap_or("").as_bytes(),
+    ])
 }
 
 fn join_pairs(pairs: &[(String, String)]) -> String {

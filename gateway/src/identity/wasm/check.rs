@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use wasmtime::Store;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
@@ -151,21 +150,12 @@ pub async fn check(bytes: &[u8]) -> Result<Report, String> {
         }
     };
     let wasi = wasmtime_wasi::WasiCtxBuilder::new().build();
-    let mut store = Store::new(
+    // Instantiation and `init` of a component under check get a deadline of their own.
+    let mut store = super::new_store(
         &engine,
         State::new(wasi, "check".into(), Namespace::in_memory(), 256 << 20),
+        std::time::Instant::now() + CHECK_DEADLINE,
     );
-    store.limiter(|s| &mut s.limits);
-    // Instantiation and `init` of a component under check get the default call deadline.
-    store.data_mut().deadline = std::time::Instant::now() + CHECK_DEADLINE;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|ctx| {
-        if std::time::Instant::now() >= ctx.data().deadline {
-            Ok(wasmtime::UpdateDeadline::Interrupt)
-        } else {
-            Ok(wasmtime::UpdateDeadline::Yield(1))
-        }
-    });
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(i) => i,
         Err(e) => {

@@ -111,3 +111,24 @@ impl wasmtime::ResourceLimiter for MemoryCap {
 }
 
 pub(crate) use log::LogStream;
+
+/// A store for `state` with its memory cap and its deadline armed: the guest yields to tokio
+/// at every epoch tick and traps once `deadline` (kept in the state, moved per call) passes.
+pub(crate) fn new_store(
+    engine: &wasmtime::Engine,
+    state: State,
+    deadline: std::time::Instant,
+) -> wasmtime::Store<State> {
+    let mut store = wasmtime::Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.data_mut().deadline = deadline;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|ctx| {
+        if std::time::Instant::now() >= ctx.data().deadline {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
