@@ -3,28 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use orca::config::{
-    DEFAULT_RESOLVER_CACHE_MAX, DEFAULT_RESOLVER_CONCURRENCY, DEFAULT_RESOLVER_MEMORY_MB,
-    DEFAULT_RESOLVER_REUSE, DEFAULT_RESOLVER_TIMEOUT, PluginSource, ResolverConfig,
-};
+use orca::config::{PluginSource, ResolverConfig};
 use orca::identity::{Client, HttpRequest};
 
 /// A resolver with the gateway's default limits; tests change the fields they exercise.
 pub fn resolver(name: &str, plugin: PluginSource, settings: &[(&str, &str)]) -> ResolverConfig {
     ResolverConfig {
-        name: name.to_string(),
-        plugin,
         config: settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
-        connect: Vec::new(),
-        files: None,
-        timeout: DEFAULT_RESOLVER_TIMEOUT,
-        memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
-        reuse: DEFAULT_RESOLVER_REUSE,
-        concurrency: DEFAULT_RESOLVER_CONCURRENCY,
-        cache_max: DEFAULT_RESOLVER_CACHE_MAX,
+        ..ResolverConfig::new(name, plugin)
     }
 }
 

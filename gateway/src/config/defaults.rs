@@ -81,32 +81,22 @@ pub(super) fn scheduler() -> SchedulerConfig {
 pub(super) fn resolvers(state_dir: &Path) -> Vec<ResolverConfig> {
     vec![
         ResolverConfig {
-            name: DEFAULT_SESSION_RESOLVER.to_string(),
-            plugin: PluginSource::Bundled("cookie".to_string()),
             config: BTreeMap::from([
                 ("cookie".to_string(), DEFAULT_SESSION_COOKIE.to_string()),
                 ("ttl".to_string(), DEFAULT_SESSION_TTL.to_string()),
                 ("anonymous".to_string(), "true".to_string()),
             ]),
-            connect: Vec::new(),
-            files: None,
-            timeout: DEFAULT_RESOLVER_TIMEOUT,
-            memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
-            reuse: DEFAULT_RESOLVER_REUSE,
-            concurrency: DEFAULT_RESOLVER_CONCURRENCY,
-            cache_max: DEFAULT_RESOLVER_CACHE_MAX,
+            ..ResolverConfig::new(
+                DEFAULT_SESSION_RESOLVER,
+                PluginSource::Bundled("cookie".to_string()),
+            )
         },
         ResolverConfig {
-            name: DEFAULT_SSH_KEYS_RESOLVER.to_string(),
-            plugin: PluginSource::Bundled("ssh-key".to_string()),
-            config: BTreeMap::new(),
-            connect: Vec::new(),
             files: Some(state_dir.join(DEFAULT_SSH_KEYS_DIR)),
-            timeout: DEFAULT_RESOLVER_TIMEOUT,
-            memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
-            reuse: DEFAULT_RESOLVER_REUSE,
-            concurrency: DEFAULT_RESOLVER_CONCURRENCY,
-            cache_max: DEFAULT_RESOLVER_CACHE_MAX,
+            ..ResolverConfig::new(
+                DEFAULT_SSH_KEYS_RESOLVER,
+                PluginSource::Bundled("ssh-key".to_string()),
+            )
         },
     ]
 }

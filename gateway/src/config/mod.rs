@@ -144,6 +144,25 @@ pub struct ResolverConfig {
     pub cache_max: Duration,
 }
 
+impl ResolverConfig {
+    /// A resolver with no settings, no grants, and the default limits (what a `[[resolver]]`
+    /// with only `name` and `plugin` means).
+    pub fn new(name: &str, plugin: PluginSource) -> Self {
+        ResolverConfig {
+            name: name.to_string(),
+            plugin,
+            config: BTreeMap::new(),
+            connect: Vec::new(),
+            files: None,
+            timeout: DEFAULT_RESOLVER_TIMEOUT,
+            memory_mb: DEFAULT_RESOLVER_MEMORY_MB,
+            reuse: DEFAULT_RESOLVER_REUSE,
+            concurrency: DEFAULT_RESOLVER_CONCURRENCY,
+            cache_max: DEFAULT_RESOLVER_CACHE_MAX,
+        }
+    }
+}
+
 /// Where a resolver's component comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSource {
