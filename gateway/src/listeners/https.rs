@@ -252,14 +252,8 @@ impl<H: Handler> Server<H> {
             // would hold its permit until hyper's own timers, which start only once the
             // protocol is known; wait for its first byte under the same timeout.
             let mut byte = [0u8; 1];
-            match self.early(stream.peek(&mut byte)).await {
-                Some(Ok(n)) if n > 0 => {}
-                Some(Ok(_)) => return,
-                Some(Err(error)) => {
-                    tracing::debug!(%peer, %error, "connection failed before a request");
-                    return;
-                }
-                None => return,
+            if !spoke(peer, self.early(stream.peek(&mut byte)).await) {
+                return;
             }
             self.http(TokioIo::new(stream), info, &self.builders.auto)
                 .await;
@@ -280,14 +274,8 @@ impl<H: Handler> Server<H> {
         // that finishes the handshake and then says nothing would keep its permit; wait for
         // its first bytes under the handshake timeout too, and give them back to hyper.
         let mut first = BytesMut::with_capacity(FIRST_READ);
-        match self.early(stream.read_buf(&mut first)).await {
-            Some(Ok(n)) if n > 0 => {}
-            Some(Ok(_)) => return,
-            Some(Err(error)) => {
-                tracing::debug!(%peer, %error, "connection failed before a request");
-                return;
-            }
-            None => return,
+        if !spoke(peer, self.early(stream.read_buf(&mut first)).await) {
+            return;
         }
         let builder = self.builders.for_alpn(info.alpn.as_deref());
         let stream = Prefixed::new(first.freeze(), stream);
@@ -357,5 +345,17 @@ async fn accept_error(error: io::Error, shutdown: &CancellationToken) {
     tokio::select! {
         _ = shutdown.cancelled() => {}
         _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+    }
+}
+/// Whether a client's first read (under the early timeout) brought bytes; `None` is a timeout
+/// or shutdown, `Ok(0)` a client that closed, `Err` a failed connection.
+fn spoke(peer: SocketAddr, first: Option<std::io::Result<usize>>) -> bool {
+    match first {
+        Some(Ok(n)) => n > 0,
+        Some(Err(error)) => {
+            tracing::debug!(%peer, %error, "connection failed before a request");
+            false
+        }
+        None => false,
     }
 }
