@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, HttpMode};
 use crate::front::Front;
 use crate::front::redirect::Redirect;
 use crate::identity::{Identities, LoadError};
@@ -122,25 +122,35 @@ pub async fn run(
         Arc::new(Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?);
     let scheduler =
         Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
-    let front = Arc::new(Front::new(
+    let front = Front::new(
         &config.domain,
         identities.clone(),
         scheduler.clone(),
         Proxy::new(ProxyOptions::default()),
         config.scheduler.ready_timeout,
-    ));
+    )
+    .with_login_url(config.https.login_url.clone());
     let https_addr = listeners.https.local_addr().ok();
     let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
-    let http_task = listeners.http.map(|listener| {
-        let port = https_addr.map_or(config.https.listen.port(), |a| a.port());
-        tokio::spawn(https::serve(
-            listener,
-            None,
-            Arc::new(Redirect::new(&config.domain, port)),
-            ServeOptions::default(),
-            shutdown.clone(),
-        ))
-    });
+    let http_task = listeners
+        .http
+        .zip(config.http.as_ref())
+        .map(|(listener, http)| {
+            let options = ServeOptions::default();
+            let shutdown = shutdown.clone();
+            match http.mode {
+                HttpMode::Redirect => {
+                    let port = https_addr.map_or(config.https.listen.port(), |a| a.port());
+                    let redirect = Arc::new(Redirect::new(&config.domain, port));
+                    tokio::spawn(https::serve(listener, None, redirect, options, shutdown))
+                }
+                HttpMode::Serve => {
+                    let plain = Arc::new(front.behind_balancer(http.trusted_proxies.clone()));
+                    tokio::spawn(https::serve(listener, None, plain, options, shutdown))
+                }
+            }
+        });
+    let front = Arc::new(front);
     let https_task = tokio::spawn(https::serve(
         listeners.https,
         Some(tls::server_config(&certificates)),
@@ -162,6 +172,7 @@ pub async fn run(
         resolvers = identities.plugins().len(),
         https = ?https_addr,
         http = ?http_addr,
+        http_mode = config.http.as_ref().map(|h| h.mode.as_str()),
         "orca is running"
     );
     shutdown.cancelled().await;

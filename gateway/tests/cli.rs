@@ -113,59 +113,127 @@ fn labels_lists_every_label_with_its_defaults() {
     }
 }
 
-#[test]
-fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    if Command::new("docker")
-        .arg("info")
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        panic!("no Docker engine answers: run scripts/setup first");
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("orca.toml");
-    let instance = format!("serve-{}", std::process::id());
-    std::fs::write(
-        &file,
-        format!(
-            "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["serve", "--config", file.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("orca is running") {
-            break;
+/// `orca serve` on a config file in a temporary directory, stopped on drop.
+struct Served {
+    child: std::process::Child,
+    /// The rest of its stderr, after the "orca is running" line.
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    /// Its stderr up to and including the running line.
+    log: String,
+    https: u16,
+    http: Option<u16>,
+    dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// Starts `orca serve` on `config` (listeners on 127.0.0.1:0), with `prepare` run on the
+    /// directory first, and waits for the running line to learn the ports.
+    fn start(config: &str, prepare: impl FnOnce(&std::path::Path)) -> Served {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        if Command::new("docker")
+            .arg("info")
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
+            panic!("no Docker engine answers: run scripts/setup first");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
+        let file = dir.path().join("orca.toml");
+        std::fs::write(&file, config).expect("write the config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
+            .args(["serve", "--config", &file.display().to_string()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("orca starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        let mut log = String::new();
+        let mut ports = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("orca's stderr reads");
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("orca is running") {
+                // `https=Some(127.0.0.1:PORT) http=Some(127.0.0.1:PORT)`
+                ports = line
+                    .split("127.0.0.1:")
+                    .skip(1)
+                    .filter_map(|rest| rest.split(')').next()?.parse::<u16>().ok())
+                    .collect();
+                break;
+            }
+        }
+        assert!(log.contains("orca is running"), "{log}");
+        let (https, http) = match ports.as_slice() {
+            [https] => (*https, None),
+            [https, http] => (*https, Some(*http)),
+            other => panic!("the running line names the listen addresses: {other:?}\n{log}"),
+        };
+        Served {
+            child,
+            lines,
+            log,
+            https,
+            http,
+            dir,
         }
     }
-    assert!(log.contains("orca is running"), "{log}");
-    assert!(log.contains(&instance), "{log}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
-    for line in lines {
-        log.push_str(&line.unwrap());
-        log.push('\n');
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name}");
     }
+
+    /// SIGTERM, then the exit status and the rest of the log.
+    fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        self.signal("TERM");
+        let exit = self.child.wait().expect("orca exits");
+        let mut log = std::mem::take(&mut self.log);
+        for line in self.lines.by_ref() {
+            log.push_str(&line.expect("orca's stderr reads"));
+            log.push('\n');
+        }
+        (exit, log)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl -s -o /dev/null -w FORMAT ARGS...`: what `-w` printed.
+fn curl_w(format: &str, args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", format])
+        .args(args)
+        .output()
+        .expect("curl runs (scripts/setup installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn serve_runs_on_a_config_and_stops_cleanly_on_sigterm() {
+    let instance = format!("serve-{}", std::process::id());
+    let mut served = Served::start(
+        &format!(
+            "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+        |_| {},
+    );
+    assert!(served.log.contains(&instance), "{}", served.log);
+    let (exit, log) = served.stop();
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
     assert!(log.contains("shutting down"), "{log}");
     assert!(
-        dir.path().join("state").join("scheduler.json").exists(),
+        served.dir.path().join("state/scheduler.json").exists(),
         "bindings persisted at shutdown"
     );
 }
@@ -203,70 +271,32 @@ fn served_names(port: u16) -> String {
 
 #[test]
 fn serve_reloads_its_certificate_on_sighup() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    let dir = tempfile::tempdir().unwrap();
-    write_certificate(dir.path(), "first.localhost");
-    let file = dir.path().join("orca.toml");
     let instance = format!("hup-{}", std::process::id());
-    std::fs::write(
-        &file,
-        format!(
+    let mut served = Served::start(
+        &format!(
             "instance = \"{instance}\"\nstate_dir = \"state\"\n[https]\nlisten = \"127.0.0.1:0\"\n\
              cert = \"tls.crt\"\nkey = \"tls.key\"\n[http]\nlisten = \"127.0.0.1:0\"\n"
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
-        .args(["serve", "--config", file.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut ports = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains("orca is running") {
-            // `https=Some(127.0.0.1:PORT) http=Some(127.0.0.1:PORT)`
-            ports = line
-                .split("127.0.0.1:")
-                .skip(1)
-                .filter_map(|rest| rest.split(')').next()?.parse::<u16>().ok())
-                .collect();
-            break;
-        }
-    }
-    let (port, http_port) = match ports.as_slice() {
-        [https, http] => (*https, *http),
-        other => panic!("the running line names the https and http addresses: {other:?}"),
-    };
+        |dir| write_certificate(dir, "first.localhost"),
+    );
+    let (port, http_port) = (served.https, served.http.expect("the http listener runs"));
     // The plain listener sends hosts of the domain to HTTPS, path kept.
-    let redirect = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-            "-H",
-        ])
-        .arg("Host: demo.localhost")
-        .arg(format!("http://127.0.0.1:{http_port}/a?b=1"))
-        .output()
-        .expect("curl");
     assert_eq!(
-        String::from_utf8_lossy(&redirect.stdout),
+        curl_w(
+            "%{http_code} %{redirect_url}",
+            &[
+                "-H",
+                "Host: demo.localhost",
+                &format!("http://127.0.0.1:{http_port}/a?b=1")
+            ]
+        ),
         format!("308 https://demo.localhost:{port}/a?b=1")
     );
     assert!(served_names(port).contains("first.localhost"));
 
     // Replace the files and send SIGHUP: new connections get the new certificate.
-    write_certificate(dir.path(), "second.localhost");
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    write_certificate(served.dir.path(), "second.localhost");
+    served.signal("HUP");
     let mut names = String::new();
     for _ in 0..50 {
         names = served_names(port);
@@ -276,23 +306,90 @@ fn serve_reloads_its_certificate_on_sighup() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(names.contains("second.localhost"), "after SIGHUP: {names}");
-    assert!(
-        child.id() > 0 && child.try_wait().unwrap().is_none(),
-        "still running"
-    );
 
     // A broken file on the next SIGHUP keeps the working certificate.
-    std::fs::write(dir.path().join("tls.crt"), "not a certificate").unwrap();
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    std::fs::write(served.dir.path().join("tls.crt"), "not a certificate").unwrap();
+    served.signal("HUP");
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(served_names(port).contains("second.localhost"));
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let (exit, log) = served.stop();
+    assert!(exit.success(), "{log}");
+    assert!(log.contains("keeping the previous certificate"), "{log}");
+}
+
+#[test]
+fn serve_mode_behind_a_balancer_believes_only_trusted_peers_and_sends_browsers_to_the_login_url() {
+    // No resolvers: nobody is identified, so every browser goes to the external login page,
+    // which must get back the URL the user asked for, with the scheme the balancer reports.
+    let instance = format!("lb-{}", std::process::id());
+    let mut served = Served::start(
+        &format!(
+            "instance = \"{instance}\"\nstate_dir = \"state\"\nresolver = []\n\
+             [https]\nlisten = \"127.0.0.1:0\"\n\
+             login_url = \"https://sso.test/login?next={{url}}&app=orca\"\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nmode = \"serve\"\ntrusted_proxies = [\"127.0.0.1\"]\n"
+        ),
+        |_| {},
+    );
+    let (https, http) = (served.https, served.http.expect("the http listener runs"));
+    let browser = |from: &str, url: String| {
+        curl_w(
+            "%{http_code} %{redirect_url}",
+            &[
+                "--interface",
+                from,
+                "-k",
+                "-H",
+                "Accept: text/html",
+                "-H",
+                "X-Forwarded-Proto: https",
+                "-H",
+                "X-Forwarded-For: 203.0.113.7",
+                "--resolve",
+                &format!("lab.localhost:{http}:127.0.0.1"),
+                "--resolve",
+                &format!("lab.localhost:{https}:127.0.0.1"),
+                &url,
+            ],
+        )
+    };
+    let sso = |url: &str| {
+        format!(
+            "303 https://sso.test/login?next={}&app=orca",
+            url.replace(':', "%3A")
+                .replace('/', "%2F")
+                .replace('?', "%3F")
+                .replace('=', "%3D")
+        )
+    };
+    // The balancer at 127.0.0.1 ended TLS: the user asked for https.
+    assert_eq!(
+        browser("127.0.0.1", format!("http://lab.localhost:{http}/x?y=1")),
+        sso(&format!("https://lab.localhost:{http}/x?y=1"))
+    );
+    // 127.0.0.2 is not trusted: its X-Forwarded-Proto is a claim, not a fact.
+    assert_eq!(
+        browser("127.0.0.2", format!("http://lab.localhost:{http}/x?y=1")),
+        sso(&format!("http://lab.localhost:{http}/x?y=1"))
+    );
+    // The TLS listener knows its scheme and ignores the header.
+    assert_eq!(
+        browser("127.0.0.2", format!("https://lab.localhost:{https}/")),
+        sso(&format!("https://lab.localhost:{https}/"))
+    );
+    // A script's request is not sent to a login page: it gets 401.
+    assert_eq!(
+        curl_w(
+            "%{http_code}",
+            &[
+                "-H",
+                "Host: lab.localhost",
+                &format!("http://127.0.0.1:{http}/api")
+            ]
+        ),
+        "401"
+    );
+    let (exit, log) = served.stop();
+    assert!(exit.success(), "{log}");
 }

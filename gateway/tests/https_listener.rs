@@ -164,6 +164,7 @@ fn self_signed(state: &Path) -> Certificates {
             .parse()
             .expect("the self-signed certificate loads"),
         tls: None,
+        login_url: None,
     };
     Certificates::load(&https, "localhost", state).expect("the self-signed certificate loads")
 }
@@ -327,6 +328,7 @@ async fn configured_pem_files_are_served_and_sni_picks_the_matching_one() {
     let https = HttpsConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: Some(a.clone()),
+        login_url: None,
     };
     let single = Certificates::load(&https, "ignored.example", dir.path()).unwrap();
     assert!(single.self_signed_path().is_none());

@@ -110,6 +110,7 @@ pub(super) fn embedded() -> Config {
         https: HttpsConfig {
             listen: DEFAULT_HTTPS_LISTEN,
             tls: None,
+            login_url: None,
         },
         http: None,
         ssh: SshConfig {

@@ -93,6 +93,7 @@ pub(super) struct FileHttps {
     pub(super) listen: Option<String>,
     pub(super) cert: Option<String>,
     pub(super) key: Option<String>,
+    pub(super) login_url: Option<String>,
 }
 
 /// `[http]`
@@ -100,6 +101,8 @@ pub(super) struct FileHttps {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileHttp {
     pub(super) listen: Option<String>,
+    pub(super) mode: Option<String>,
+    pub(super) trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[ssh]`
@@ -419,8 +422,8 @@ timeout = "2s"                  # per call; memory_mb = 64 likewise
     #[rustfmt::skip]
     const KEYS: &[(&str, &str)] = &[
         ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "resolver"),
-        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"),
-        ("[http]", "listen"),
+        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"),
+        ("[http]", "listen"), ("[http]", "mode"), ("[http]", "trusted_proxies"),
         ("[ssh]", "listen"), ("[ssh]", "host_keys"),
         ("[admin]", "listen"),
         ("[docker]", "host"), ("[docker]", "network"),

@@ -14,7 +14,7 @@ mod structure;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ pub struct HttpsConfig {
     pub listen: SocketAddr,
     /// PEM certificate chain and key; `None` means self-signed for `*.<domain>`.
     pub tls: Option<TlsFiles>,
+    /// An external login page for browsers with no identity: `{url}` in it is replaced by the
+    /// percent-encoded URL they asked for; without `{url}`, `redirect=<url>` is appended.
+    pub login_url: Option<String>,
 }
 
 /// A PEM certificate chain and its private key.
@@ -73,6 +76,123 @@ pub struct TlsFiles {
 pub struct HttpConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// What the plain listener does with requests.
+    pub mode: HttpMode,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`mode = "serve"`).
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// `[http] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMode {
+    /// Send every request to the same URL over HTTPS.
+    #[default]
+    Redirect,
+    /// Serve like the HTTPS listener: for a gateway behind a load balancer that ends TLS.
+    Serve,
+}
+
+impl HttpMode {
+    /// The word used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMode::Redirect => "redirect",
+            HttpMode::Serve => "serve",
+        }
+    }
+}
+
+/// An address block such as `10.0.0.0/8` or a single address (`/32`, `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The first address of the block.
+    pub network: IpAddr,
+    /// Leading bits that must match.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies in the block; an IPv4-mapped IPv6 address counts as its IPv4 form.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    /// `ip` or `ip/prefix`; host bits set under the prefix are refused, since `10.1.2.3/8`
+    /// usually means a typo.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`/{p}` is not a prefix length from 0 to {max}"))?,
+        };
+        let cidr = Cidr { network, prefix };
+        let normal = Cidr::normalise(network, prefix);
+        if normal != network {
+            return Err(format!(
+                "`{text}` has host bits set under its /{prefix}; write `{normal}/{prefix}`"
+            ));
+        }
+        Ok(cidr)
+    }
+}
+
+impl Cidr {
+    fn normalise(ip: IpAddr, prefix: u8) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = if self.network.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.network)
+        } else {
+            write!(f, "{}/{}", self.network, self.prefix)
+        }
+    }
 }
 
 /// `[ssh]`

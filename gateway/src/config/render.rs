@@ -36,12 +36,21 @@ pub(super) fn render(c: &Config) -> String {
             "# cert and key unset: a self-signed certificate is generated into state_dir".into(),
         ),
     }
+    match &c.https.login_url {
+        Some(url) => line(format!("login_url = {}", string(url))),
+        None => line("# login_url unset: the login form, when a resolver checks passwords".into()),
+    }
 
     line(String::new());
     match &c.http {
         Some(h) => {
             line("[http]".to_string());
             line(format!("listen = {}", string(&h.listen.to_string())));
+            line(format!("mode = {}", string(h.mode.as_str())));
+            line(format!(
+                "trusted_proxies = {}",
+                array(h.trusted_proxies.iter().map(|c| string(&c.to_string())))
+            ));
         }
         None => line("# [http] unset: no plain listener".to_string()),
     }
@@ -191,8 +200,11 @@ instance = "edge-1"
 listen = "0.0.0.0:443"
 cert = "tls.crt"
 key = "tls.key"
+login_url = "https://sso.example.org/login?next={url}"
 [http]
 listen = "[::]:80"
+mode = "serve"
+trusted_proxies = ["10.0.0.0/8", "fd00::/8", "192.0.2.1"]
 [ssh]
 listen = "0.0.0.0:22"
 host_keys = ["ssh_host_ed25519_key", "/etc/ssh/rsa key"]

@@ -285,6 +285,9 @@ fn example(key: &str) -> Option<&'static str> {
         "host_keys" => r#"an array of paths such as `["ssh_host_ed25519_key"]`"#,
         "host" => r#"a string such as `"unix:///var/run/docker.sock"`"#,
         "network" => r#"a string such as `"bridge"`"#,
+        "login_url" => r#"a string such as `"https://sso.example.org/login?next={url}"`"#,
+        "mode" => r#"`"redirect"` or `"serve"`"#,
+        "trusted_proxies" => r#"an array of addresses or blocks such as `["10.0.0.0/8"]`"#,
         "launch_parallelism" | "launch_attempts" | "max_containers" => "a whole number such as `4`",
         "memory_mb" => "a whole number such as `64`",
         "reuse" | "concurrency" => "a whole number such as `16`",
@@ -394,7 +397,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "key `https.certificate` = `x.crt`: unknown key in `[https]`: did you mean `cert`? \
-             accepted keys: `listen`, `cert`, `key` (line 5)"
+             accepted keys: `listen`, `cert`, `key`, `login_url` (line 5)"
         );
 
         let e = &errors("colour = 1\n")[0];

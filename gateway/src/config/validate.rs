@@ -9,10 +9,12 @@ use super::defaults::{
     self, DEFAULT_RESOLVER_CACHE_MAX, DEFAULT_RESOLVER_CONCURRENCY, DEFAULT_RESOLVER_MEMORY_MB,
     DEFAULT_RESOLVER_REUSE, DEFAULT_RESOLVER_TIMEOUT,
 };
-use super::file::{FileConfig, FileDocker, FileHttps, FileResolver, FileScheduler, FileSsh};
+use super::file::{
+    FileConfig, FileDocker, FileHttp, FileHttps, FileResolver, FileScheduler, FileSsh,
+};
 use super::{
-    AdminConfig, Config, ConfigError, DockerConfig, HttpConfig, HttpsConfig, PluginSource,
-    ResolverConfig, SchedulerConfig, SshConfig, TlsFiles,
+    AdminConfig, Cidr, Config, ConfigError, DockerConfig, HttpConfig, HttpMode, HttpsConfig,
+    PluginSource, ResolverConfig, SchedulerConfig, SshConfig, TlsFiles,
 };
 use crate::units::parse_duration;
 
@@ -97,9 +99,7 @@ impl Check<'_> {
             None => self.resolve(defaults::DEFAULT_STATE_DIR),
         };
         let https = self.https(f.https.unwrap_or_default());
-        let http = f.http.map(|h| HttpConfig {
-            listen: self.listen("http.listen", h.listen, defaults::DEFAULT_HTTP_LISTEN),
-        });
+        let http = f.http.map(|h| self.http(h));
         let ssh = self.ssh(f.ssh.unwrap_or_default());
         let admin = AdminConfig {
             listen: self.listen(
@@ -156,9 +156,81 @@ impl Check<'_> {
                 None
             }
         };
+        let login_url = h.login_url.filter(|url| self.login_url(url));
         HttpsConfig {
             listen: self.listen("https.listen", h.listen, defaults::DEFAULT_HTTPS_LISTEN),
             tls,
+            login_url,
+        }
+    }
+
+    /// An absolute http(s) URL a browser can be sent to, with at most one `{url}`.
+    fn login_url(&mut self, url: &str) -> bool {
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        let fix = "use an absolute URL such as `https://sso.example.org/login?next={url}`; \
+                   `{url}` becomes the address the user asked for";
+        let problem = match rest {
+            None => Some("is not an absolute `https://` or `http://` URL"),
+            Some(r) if r.is_empty() || r.starts_with('/') => Some("has no host"),
+            Some(_)
+                if url
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) =>
+            {
+                Some("contains spaces or control characters")
+            }
+            Some(_) if url.matches("{url}").count() > 1 => Some("has `{url}` more than once"),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            self.error("https.login_url", url, format!("{problem}: {fix}"));
+        }
+        problem.is_none()
+    }
+
+    fn http(&mut self, h: FileHttp) -> HttpConfig {
+        let mode = match h.mode.as_deref() {
+            None | Some("redirect") => HttpMode::Redirect,
+            Some("serve") => HttpMode::Serve,
+            Some(other) => {
+                self.error(
+                    "http.mode",
+                    other,
+                    "must be `redirect` (send browsers to https) or `serve` (serve like https, \
+                     behind a load balancer that ends TLS)",
+                );
+                HttpMode::Redirect
+            }
+        };
+        let mut trusted = Vec::new();
+        for (i, text) in h.trusted_proxies.iter().flatten().enumerate() {
+            match text.parse::<Cidr>() {
+                Ok(c) => trusted.push(c),
+                Err(why) => self.error(
+                    &format!("http.trusted_proxies[{i}]"),
+                    text,
+                    format!("{why}: use an address or block such as `10.0.0.5` or `10.0.0.0/8`"),
+                ),
+            }
+        }
+        if mode == HttpMode::Redirect && !trusted.is_empty() {
+            self.error(
+                "http.trusted_proxies",
+                &trusted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "only applies with `mode = \"serve\"`: a redirecting listener forwards \
+                 nothing; set the mode or remove the list",
+            );
+        }
+        HttpConfig {
+            listen: self.listen("http.listen", h.listen, defaults::DEFAULT_HTTP_LISTEN),
+            mode,
+            trusted_proxies: trusted,
         }
     }
 
@@ -604,6 +676,14 @@ mod tests {
         ("[https]\ncert = \"tls.crt\"", "https.cert", "tls.crt", "without `https.key`"),
         ("[https]\nkey = \"tls.key\"", "https.key", "tls.key", "without `https.cert`"),
         ("[http]\nlisten = \"80\"", "http.listen", "80", "not a socket address"),
+        ("[http]\nmode = \"proxy\"", "http.mode", "proxy", "`redirect` (send browsers to https) or `serve`"),
+        ("[http]\nmode = \"serve\"\ntrusted_proxies = [\"10.1.2.3/8\"]", "http.trusted_proxies[0]", "10.1.2.3/8", "write `10.0.0.0/8`"),
+        ("[http]\nmode = \"serve\"\ntrusted_proxies = [\"lb.internal\"]", "http.trusted_proxies[0]", "lb.internal", "such as `10.0.0.5` or `10.0.0.0/8`"),
+        ("[http]\ntrusted_proxies = [\"10.0.0.1\"]", "http.trusted_proxies", "10.0.0.1", "only applies with `mode = \"serve\"`"),
+        ("[https]\nlogin_url = \"/login\"", "https.login_url", "/login", "not an absolute"),
+        ("[https]\nlogin_url = \"https:///login\"", "https.login_url", "https:///login", "has no host"),
+        ("[https]\nlogin_url = \"https://sso/a b\"", "https.login_url", "https://sso/a b", "spaces"),
+        ("[https]\nlogin_url = \"https://sso/?a={url}&b={url}\"", "https.login_url", "https://sso/?a={url}&b={url}", "more than once"),
         ("[ssh]\nlisten = \"127.0.0.1\"", "ssh.listen", "127.0.0.1", "not a socket address"),
         ("[ssh]\nhost_keys = [\"\"]", "ssh.host_keys[0]", "", "must not be empty"),
         ("[admin]\nlisten = \"127.0.0.1:99999\"", "admin.listen", "127.0.0.1:99999", "not a socket address"),
@@ -782,10 +862,33 @@ plugin = "thing.so"
         );
         assert_eq!(c.https.listen.to_string(), "[::]:443");
         assert_eq!(
-            c.http.map(|h| h.listen),
+            c.http.as_ref().map(|h| h.listen),
             Some(defaults::DEFAULT_HTTP_LISTEN)
         );
         assert_eq!(c.ssh.listen, defaults::DEFAULT_SSH_LISTEN);
+        assert_eq!(
+            c.http.as_ref().map(|h| (h.mode, h.trusted_proxies.len())),
+            Some((HttpMode::Redirect, 0)),
+            "a bare [http] redirects and trusts nobody"
+        );
+        let lb = parse_at(
+            "[https]\nlogin_url = \"https://sso.example/login?next={url}\"\n\
+             [http]\nmode = \"serve\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n",
+        )
+        .unwrap();
+        let http = lb.http.unwrap();
+        assert_eq!(http.mode, HttpMode::Serve);
+        assert_eq!(
+            http.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.0.0.0/8", "::1"]
+        );
+        assert_eq!(
+            lb.https.login_url.as_deref(),
+            Some("https://sso.example/login?next={url}")
+        );
         let none = parse_at("resolver = []\n").unwrap();
         assert!(
             none.resolvers.is_empty(),

@@ -10,6 +10,7 @@
 //! Every failure becomes a status page in one place, [`rescue`].
 
 pub mod cookies;
+mod origin;
 pub mod pages;
 pub mod redirect;
 pub mod route;
@@ -24,11 +25,13 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::config::Cidr;
 use crate::error::ErrorSource;
 use crate::identity::{Client, Decision, HttpRequest, Identities, Identity};
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
 use crate::scheduler::{Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
+use origin::{Listener, Origin};
 use route::Route;
 
 /// Reserved paths, on every host of the domain.
@@ -94,22 +97,23 @@ pub enum FrontError {
     StillStarting(String),
 }
 
-/// The HTTPS front, shared by every connection.
+/// The HTTPS front, shared by every connection of one listener.
 pub struct Front {
     domain: String,
-    scheme: &'static str,
+    listener: Listener,
     identities: Arc<Identities>,
     scheduler: Scheduler,
-    proxy: Proxy,
+    proxy: Arc<Proxy>,
     hold: Duration,
-    trust_forwarded: bool,
+    login_url: Option<String>,
 }
 
 impl std::fmt::Debug for Front {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Front")
             .field("domain", &self.domain)
-            .field("scheme", &self.scheme)
+            .field("listener", &self.listener)
+            .field("login_url", &self.login_url)
             .finish_non_exhaustive()
     }
 }
@@ -131,12 +135,36 @@ impl Front {
     ) -> Self {
         Front {
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-            scheme: "https",
+            listener: Listener::Tls,
             identities,
             scheduler,
-            proxy,
+            proxy: Arc::new(proxy),
             hold,
-            trust_forwarded: false,
+            login_url: None,
+        }
+    }
+
+    /// Sends browsers with no identity to an external login page (`[https] login_url`) instead
+    /// of the login form.
+    pub fn with_login_url(mut self, url: Option<String>) -> Self {
+        self.login_url = url;
+        self
+    }
+
+    /// The same front for the plain listener in `serve` mode: the client's address and scheme
+    /// come from `X-Forwarded-For`/`-Proto` when the peer is in `trusted`, else from the peer.
+    /// Shares the resolvers, the scheduler and the proxy's connection pools with `self`.
+    pub fn behind_balancer(&self, trusted: Vec<Cidr>) -> Front {
+        Front {
+            domain: self.domain.clone(),
+            listener: Listener::Plain {
+                trusted: trusted.into(),
+            },
+            identities: self.identities.clone(),
+            scheduler: self.scheduler.clone(),
+            proxy: self.proxy.clone(),
+            hold: self.hold,
+            login_url: self.login_url.clone(),
         }
     }
 
@@ -150,7 +178,8 @@ impl Front {
         if route == Route::Foreign {
             return Err(FrontError::Foreign(host));
         }
-        let view = self.identity_view(&req, &host, &route, conn.peer);
+        let origin = self.listener.origin(conn.peer, req.headers());
+        let view = self.identity_view(&req, &host, &route, origin.client);
         let path = req.uri().path().to_string();
         if path == LOGIN {
             return self.login(req, &view).await;
@@ -160,15 +189,25 @@ impl Front {
         }
         let caller = match self.identify(&view).await? {
             Some(caller) => caller,
-            None if self.identities.has_password() && is_navigation(&req) => {
-                return Ok(redirect(&login_url(req.uri())));
+            None if is_navigation(&req) => {
+                if let Some(url) = &self.login_url {
+                    let here = format!("{}://{host}{}", origin.proto, path_and_query(req.uri()));
+                    return Ok(redirect(&external_login(url, &here)));
+                }
+                if self.identities.has_password() {
+                    return Ok(redirect(&login_url(req.uri())));
+                }
+                return Err(FrontError::NoIdentity);
             }
             None => return Err(FrontError::NoIdentity),
         };
         let mut response = match route {
-            Route::Index => Ok(self.index(&caller.identity, &host)),
+            Route::Index => Ok(self.index(&caller.identity, &host, origin.proto)),
             Route::Image(image) if path == WAIT => self.wait(&req, &caller.identity, &image).await,
-            Route::Image(image) => self.to_container(req, conn, &caller.identity, &image).await,
+            Route::Image(image) => {
+                self.to_container(req, &origin, &caller.identity, &image)
+                    .await
+            }
             Route::Foreign => Err(FrontError::Foreign(host)),
         }?;
         if let Some(cookie) = caller.set_cookie
@@ -199,10 +238,7 @@ impl Front {
                 Route::Image(name) => Some(name.clone()),
                 _ => None,
             },
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
+            path: path_and_query(req.uri()).to_string(),
             headers,
             cookies: cookies::parse(req.headers()),
             client: Client {
@@ -236,7 +272,7 @@ impl Front {
         }
     }
 
-    fn index(&self, who: &Identity, host: &str) -> Response<Body> {
+    fn index(&self, who: &Identity, host: &str, scheme: &str) -> Response<Body> {
         let port = host
             .rsplit_once(':')
             .map(|(_, p)| format!(":{p}"))
@@ -256,7 +292,7 @@ impl Front {
                     .is_ok()
             })
             .map(|s| {
-                let url = format!("{}://{}.{}{port}/", self.scheme, s.name, self.domain);
+                let url = format!("{scheme}://{}.{}{port}/", s.name, self.domain);
                 (s.name.clone(), url)
             })
             .collect();
@@ -288,7 +324,7 @@ impl Front {
     async fn to_container(
         &self,
         req: Request<Incoming>,
-        conn: &ConnInfo,
+        origin: &Origin,
         who: &Identity,
         image: &str,
     ) -> Result<Response<Body>, FrontError> {
@@ -323,11 +359,12 @@ impl Front {
         let fwd = Forwarded {
             user: who.id.clone(),
             groups: who.groups.clone(),
-            client: conn.peer.ip(),
-            proto: self.scheme,
+            // The hop this gateway saw; a trusted balancer's chain already names the client.
+            client: origin.peer,
+            proto: origin.proto,
             host: request_host(&req).unwrap_or_default(),
             strip_cookies: strip,
-            trust_forwarded: self.trust_forwarded,
+            trust_forwarded: origin.via_trusted,
         };
         let lease = Arc::new(lease);
         // Weak: `keep` alone decides how long the session stays open.
@@ -591,9 +628,23 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+fn path_and_query(uri: &hyper::Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
+}
+
 fn login_url(uri: &hyper::Uri) -> String {
-    let back = uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("{LOGIN}?back={}", encode(back))
+    format!("{LOGIN}?back={}", encode(path_and_query(uri)))
+}
+
+/// The operator's login page with the address the user asked for: in place of `{url}`, or
+/// appended as `redirect=`, the name most single-sign-on front ends read.
+fn external_login(login: &str, here: &str) -> String {
+    let here = encode_component(here);
+    if login.contains("{url}") {
+        return login.replacen("{url}", &here, 1);
+    }
+    let sep = if login.contains('?') { '&' } else { '?' };
+    format!("{login}{sep}redirect={here}")
 }
 
 /// Only a path on this host: never `//evil` or a scheme, so a login cannot be an open redirect.
@@ -678,10 +729,21 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes a path for a query value; `/` stays readable.
 fn encode(text: &str) -> String {
+    encode_except(text, b"/")
+}
+
+/// Percent-encodes anything for a query value, `/` and `:` included.
+fn encode_component(text: &str) -> String {
+    encode_except(text, b"")
+}
+
+fn encode_except(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || keep.contains(&b)
+        {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -712,5 +774,24 @@ mod tests {
         }
         assert!(safe_back("/lab?x=1"));
         assert_eq!(decode(&encode("/a b?c=d&e")), "/a b?c=d&e");
+    }
+
+    #[test]
+    fn external_login_carries_the_whole_original_url() {
+        let here = "https://lab.orca.example/x?y=1&z=2";
+        let encoded = "https%3A%2F%2Flab.orca.example%2Fx%3Fy%3D1%26z%3D2";
+        assert_eq!(
+            external_login("https://sso.example/login?next={url}&app=orca", here),
+            format!("https://sso.example/login?next={encoded}&app=orca")
+        );
+        assert_eq!(
+            external_login("https://sso.example/login", here),
+            format!("https://sso.example/login?redirect={encoded}")
+        );
+        assert_eq!(
+            external_login("https://sso.example/login?app=orca", here),
+            format!("https://sso.example/login?app=orca&redirect={encoded}")
+        );
+        assert_eq!(decode(encoded), here);
     }
 }

@@ -492,6 +492,7 @@ mod tests {
         let https = HttpsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             tls: None,
+            login_url: None,
         };
         Certificates::load(&https, domain, state).unwrap()
     }
