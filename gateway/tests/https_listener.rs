@@ -35,7 +35,7 @@ impl Handler for Echo {
     ) -> hyper::Response<Body> {
         self.entered.fetch_add(1, Ordering::SeqCst);
         if req.headers().contains_key(hyper::header::UPGRADE) {
-            return upgrade_to_echo(&mut req);
+            return upgrade_to_echo(&mut req, conn.guard.clone());
         }
         if req.uri().path() == "/slow" {
             tokio::time::sleep(self.slow).await;
@@ -58,10 +58,15 @@ impl Handler for Echo {
     }
 }
 
-/// Switches protocols and echoes the raw bytes, as a WebSocket origin would carry frames.
-fn upgrade_to_echo(req: &mut hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+/// Switches protocols and echoes the raw bytes, as a WebSocket origin would carry frames; the
+/// relay holds the connection's guard, as the gateway's proxy does.
+fn upgrade_to_echo(
+    req: &mut hyper::Request<hyper::body::Incoming>,
+    guard: https::ConnGuard,
+) -> hyper::Response<Body> {
     let upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
+        let _guard = guard;
         let Ok(upgraded) = upgrade.await else { return };
         let mut io = TokioIo::new(upgraded);
         let mut buf = [0u8; 1024];
@@ -612,6 +617,70 @@ async fn upgrades_pass_through_as_raw_bytes() {
     assert_eq!(&echoed, b"ping");
     server.shutdown.cancel();
     server.task.await.unwrap();
+}
+
+/// Opens an `Upgrade: echo` stream over plain TCP and reads the 101 head.
+async fn plain_upgrade(addr: SocketAddr) -> TcpStream {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+        .await
+        .expect("write the upgrade request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            tcp.read(&mut byte).await.expect("read"),
+            1,
+            "closed in the head"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
+}
+
+#[tokio::test]
+async fn an_upgraded_stream_keeps_its_permit_and_does_not_hold_up_shutdown() {
+    let options = ServeOptions {
+        max_connections: 1,
+        drain_timeout: Duration::from_millis(500),
+        ..fast()
+    };
+    let server = start(None, Echo::default(), options).await;
+    let mut ws = plain_upgrade(server.addr).await;
+    ws.write_all(b"ping").await.unwrap();
+    let mut echoed = [0u8; 4];
+    ws.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"ping");
+
+    // hyper's connection task ended at the upgrade; the stream still holds the only permit.
+    let addr = server.addr;
+    let waiting = tokio::spawn(async move { curl(addr, "localhost", "/next", &["--plain"]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a client was served beside an open upgraded stream at max_connections = 1"
+    );
+    drop(ws);
+    let body = waiting.await.unwrap().unwrap();
+    assert_eq!(body, "GET /next HTTP/1.1 alpn= sni= tls=false");
+
+    // An upgraded stream left open at shutdown delays it by the drain timeout, not forever.
+    let _open = plain_upgrade(server.addr).await;
+    let stopping = Instant::now();
+    server.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("serve returns although an upgraded stream is open")
+        .unwrap();
+    assert!(
+        stopping.elapsed() >= Duration::from_millis(500),
+        "the drain waited for it"
+    );
 }
 
 #[tokio::test]

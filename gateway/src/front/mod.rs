@@ -205,7 +205,7 @@ impl Front {
             Route::Index => Ok(self.index(&caller.identity, &host, origin.proto)),
             Route::Image(image) if path == WAIT => self.wait(&req, &caller.identity, &image).await,
             Route::Image(image) => {
-                self.to_container(req, &origin, &caller.identity, &image)
+                self.to_container(req, &origin, conn, &caller.identity, &image)
                     .await
             }
             Route::Foreign => Err(FrontError::Foreign(host)),
@@ -325,6 +325,7 @@ impl Front {
         &self,
         req: Request<Incoming>,
         origin: &Origin,
+        conn: &ConnInfo,
         who: &Identity,
         image: &str,
     ) -> Result<Response<Body>, FrontError> {
@@ -376,7 +377,9 @@ impl Front {
                     lease.activity().record(to_container, to_client);
                 }
             }),
-            keep: Box::new(lease),
+            // The connection's guard too: an upgraded stream outlives hyper's connection task
+            // and must keep counting against max_connections and the drain.
+            keep: Box::new((lease, conn.guard.clone())),
         };
         Ok(self.proxy.forward(req, target, &fwd).await?)
     }

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::prefixed::Prefixed;
 
@@ -38,6 +39,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the accept loop pauses when the process is out of file descriptors, so that
 /// finishing connections can free some instead of the loop spinning on the same error.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// After the drain timeout: how long closing connections get to finish closing.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How often an HTTP/2 connection is pinged to check the peer is still there (hyper closes
 /// it when a ping goes unanswered for its keep-alive timeout, 20 s).
 const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
@@ -63,6 +66,27 @@ pub fn empty() -> Body {
         .boxed()
 }
 
+/// Keeps a connection counted — its permit against `max_connections` and its place in the
+/// drain at shutdown — while any clone lives. The connection task holds one; work that outlives
+/// the request on the same socket (an upgraded stream: a WebSocket) must hold a clone, or
+/// hyper's connection would end at the upgrade and the stream would count for nothing.
+#[derive(Clone)]
+pub struct ConnGuard(Arc<(OwnedSemaphorePermit, TaskTrackerToken)>);
+
+impl std::fmt::Debug for ConnGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnGuard")
+    }
+}
+
+impl PartialEq for ConnGuard {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ConnGuard {}
+
 /// What the server knows about the connection a request came on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnInfo {
@@ -76,6 +100,8 @@ pub struct ConnInfo {
     pub alpn: Option<Vec<u8>>,
     /// The server name the client asked for in the handshake, if any.
     pub sni: Option<String>,
+    /// The connection's accounting; clone it into an upgraded stream's task.
+    pub guard: ConnGuard,
 }
 
 /// Answers requests; one instance serves every connection.
@@ -161,7 +187,8 @@ pub async fn serve<H: Handler>(
             },
         };
         let server = server.clone();
-        tracker.spawn(async move { server.connection(stream, peer, permit).await });
+        let guard = ConnGuard(Arc::new((permit, tracker.token())));
+        tracker.spawn(async move { server.connection(stream, peer, guard).await });
     }
     drop(listener);
     tracker.close();
@@ -175,7 +202,14 @@ pub async fn serve<H: Handler>(
     {
         tracing::warn!(addr = ?local, open = tracker.len(), "drain timeout; closing connections");
         server.close.cancel();
-        tracker.wait().await;
+        // Connections close at once; upgraded streams (their guards) are relayed outside the
+        // connection tasks and end with the process. Serving stops either way.
+        if tokio::time::timeout(CLOSE_WAIT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(addr = ?local, "upgraded streams still open at shutdown are cut");
+        }
     }
 }
 
@@ -228,8 +262,8 @@ impl Builders {
 }
 
 impl<H: Handler> Server<H> {
-    /// One connection, from handshake to close; holds its permit throughout.
-    async fn connection(&self, stream: TcpStream, peer: SocketAddr, _permit: OwnedSemaphorePermit) {
+    /// One connection, from handshake to close; holds its guard (its permit) throughout.
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr, guard: ConnGuard) {
         // Small writes (HTTP/2 frames, interactive WebSocket traffic) should not wait for
         // Nagle's algorithm.
         let _ = stream.set_nodelay(true);
@@ -246,6 +280,7 @@ impl<H: Handler> Server<H> {
             tls: self.tls.is_some(),
             alpn: None,
             sni: None,
+            guard,
         };
         let Some(acceptor) = &self.tls else {
             // Without TLS there is no handshake to time out, but a client that never speaks
