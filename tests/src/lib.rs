@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+pub mod gateway;
 pub mod identity;
 pub mod plugins;
 
