@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+pub mod browser;
 pub mod gateway;
 pub mod identity;
 pub mod plugins;
@@ -147,6 +148,22 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `<target>/test-artifacts/<test>/`, created: where a test leaves files for people to look at
+/// (screenshots). The target directory is the one holding the running test binary (cargo marks
+/// its root with `CACHEDIR.TAG`), so `CARGO_TARGET_DIR` and the workspace's `target/` both work.
+pub fn artifacts_dir(test: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the test binary")?;
+    let target = exe
+        .ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| plugins::repo_root().join("target"));
+    let dir = target.join("test-artifacts").join(test);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn images_dir() -> PathBuf {
