@@ -33,6 +33,9 @@ pub struct Gateway {
     pub image: String,
     /// The HTTPS port on 127.0.0.1.
     pub port: u16,
+    /// The plain listener in `serve` mode on 127.0.0.1, as behind a load balancer that ends
+    /// TLS; it trusts 127.0.0.1 (and only it) as that balancer.
+    pub plain_port: u16,
     /// The certificate authority the gateway generated for `localhost`, as PEM.
     pub ca: PathBuf,
     /// The scheduler, to look at the containers the requests caused.
@@ -144,18 +147,32 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
     let ca = certificates
         .self_signed_path()
         .expect("the gateway generated its certificate");
-    let front = Arc::new(Front::new(
+    let front = Front::new(
         "localhost",
         identities,
         scheduler.clone(),
         Proxy::new(ProxyOptions::default()),
         Duration::from_secs(30),
-    ));
+    );
+    let balancer = "127.0.0.1".parse().expect("an address block");
+    let plain = Arc::new(front.behind_balancer(vec![balancer]));
+    let front = Arc::new(front);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let port = listener.local_addr().expect("local addr").port();
+    let plain_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let plain_port = plain_listener.local_addr().expect("local addr").port();
     let shutdown = CancellationToken::new();
+    tokio::spawn(https::serve(
+        plain_listener,
+        None,
+        plain,
+        ServeOptions::default(),
+        shutdown.clone(),
+    ));
     tokio::spawn(https::serve(
         listener,
         Some(tls::server_config(&certificates)),
@@ -166,6 +183,7 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
     Gateway {
         image,
         port,
+        plain_port,
         ca,
         scheduler,
         shutdown,
@@ -182,13 +200,30 @@ impl Gateway {
 
     /// curl against `host` (an image name, or "" for the bare domain) with extra arguments.
     pub async fn curl(&self, host: &str, path: &str, args: &[&str]) -> Reply {
+        self.curl_at("https", self.port, host, path, args).await
+    }
+
+    /// The same over plain HTTP to [`Gateway::plain_port`].
+    pub async fn curl_plain(&self, host: &str, path: &str, args: &[&str]) -> Reply {
+        self.curl_at("http", self.plain_port, host, path, args)
+            .await
+    }
+
+    async fn curl_at(
+        &self,
+        scheme: &str,
+        port: u16,
+        host: &str,
+        path: &str,
+        args: &[&str],
+    ) -> Reply {
         let name = if host.is_empty() {
             "localhost".to_string()
         } else {
             format!("{host}.localhost")
         };
-        let url = format!("https://{name}:{}{path}", self.port);
-        let resolve = format!("{name}:{}:127.0.0.1", self.port);
+        let url = format!("{scheme}://{name}:{port}{path}");
+        let resolve = format!("{name}:{port}:127.0.0.1");
         let dir = tempfile::tempdir().expect("tempdir");
         let head = dir.path().join("headers");
         let out = tokio::process::Command::new("curl")

@@ -68,6 +68,45 @@ async fn a_user_is_held_until_ready_then_proxied_with_identity_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_balancer_the_container_sees_its_chain_and_scheme() {
+    let gw = gateway(&[]).await;
+    let image = gw.image.clone();
+    let forwarded = [
+        "-H",
+        "X-Forwarded-For: 198.51.100.1, 203.0.113.7",
+        "-H",
+        "X-Forwarded-Proto: https",
+    ];
+    // From the balancer (127.0.0.1): its chain is extended with itself, its scheme believed.
+    let mut args = vec!["-H", "x-user: erin"];
+    args.extend_from_slice(&forwarded);
+    let via_lb = gw.curl_plain(&image, "/cgi-bin/echo", &args).await;
+    assert_eq!(via_lb.status, 200, "{via_lb:?}");
+    assert_eq!(
+        via_lb.line("X-Forwarded-For"),
+        Some("198.51.100.1, 203.0.113.7, 127.0.0.1"),
+        "{}",
+        via_lb.body
+    );
+    assert_eq!(via_lb.line("X-Forwarded-Proto"), Some("https"));
+    assert_eq!(via_lb.line("X-Orca-User"), Some("erin"));
+
+    // From 127.0.0.2, not trusted: the same headers are claims; replaced, not extended.
+    args.extend_from_slice(&["--interface", "127.0.0.2"]);
+    let direct = gw.curl_plain(&image, "/cgi-bin/echo", &args).await;
+    assert_eq!(direct.status, 200, "{direct:?}");
+    assert_eq!(
+        direct.line("X-Forwarded-For"),
+        Some("127.0.0.2"),
+        "{}",
+        direct.body
+    );
+    assert_eq!(direct.line("X-Forwarded-Proto"), Some("http"));
+    // One user, one container, whichever listener the requests came through.
+    assert_eq!(via_lb.line("hostname"), direct.line("hostname"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_pages_for_unknown_images_hosts_groups_and_strangers() {
     let gw = gateway(&[("orca.access.groups", "admins")]).await;
     let unknown = gw

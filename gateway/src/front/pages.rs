@@ -71,11 +71,11 @@ pub fn waiting(image: &str, phase: &str) -> String {
     page(
         &format!("Starting {image}"),
         &format!(
-            "<h1>Starting <code>{}</code></h1>\
-             <p>Your container is on its way: <span id=\"phase\">{}</span></p>\
-             <ol id=\"log\" class=\"muted\"></ol>\
+            "<h1>Starting <code>{0}</code></h1>\
+             <p>Your container is on its way: <span id=\"phase\">{1}</span></p>\
+             <ol id=\"log\" class=\"muted\"><li>{1}</li></ol>\
              <script>\
-             const seen=[];\
+             const seen=['{2}'];\
              async function poll(last){{\
                try{{\
                  const r=await fetch('/.orca/wait?after='+encodeURIComponent(last),{{cache:'no-store'}});\
@@ -89,7 +89,7 @@ pub fn waiting(image: &str, phase: &str) -> String {
                  poll(s.phase);\
                }}catch(e){{setTimeout(()=>poll(last),1000);}}\
              }}\
-             poll('{}');\
+             poll('{2}');\
              </script>",
             escape(image),
             escape(phase_text(phase)),
@@ -137,6 +137,19 @@ pub fn index(user: &str, images: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_waiting_page_lists_the_phase_it_was_drawn_in() {
+        // The first poll answers with the phase after this one; without it in the list from
+        // the start, the page's log would begin at the second phase.
+        let html = waiting("lab", "creating");
+        assert!(
+            html.contains("<ol id=\"log\" class=\"muted\"><li>creating the container</li></ol>"),
+            "{html}"
+        );
+        assert!(html.contains("const seen=['creating'];"), "{html}");
+        assert!(html.contains("poll('creating');"), "{html}");
+    }
 
     #[test]
     fn everything_from_outside_is_escaped() {
