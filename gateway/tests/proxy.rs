@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 const MIB: usize = 1024 * 1024;
 /// The size of the large transfers: far more than any buffer on the way.
@@ -161,6 +162,8 @@ struct Front {
     /// `keep` values currently alive.
     keeps: Arc<AtomicUsize>,
     errors: Arc<Mutex<Vec<(ErrorSource, String)>>>,
+    /// Every target's `ended`: cancelling it ends every session, as a dead container does.
+    ended: CancellationToken,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -198,6 +201,7 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
         to_client: Arc::default(),
         keeps: Arc::default(),
         errors: Arc::default(),
+        ended: CancellationToken::new(),
     };
     let (proxy, to_container, to_client, keeps, errors) = (
         front.proxy.clone(),
@@ -206,6 +210,7 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
         front.keeps.clone(),
         front.errors.clone(),
     );
+    let ended = front.ended.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, peer) = listener.accept().await.unwrap();
@@ -216,6 +221,7 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                 keeps.clone(),
                 errors.clone(),
             );
+            let ended = ended.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 let (proxy, to_container, to_client, keeps, errors) = (
                     proxy.clone(),
@@ -224,6 +230,7 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                     keeps.clone(),
                     errors.clone(),
                 );
+                let ended = ended.clone();
                 async move {
                     keeps.fetch_add(1, Ordering::SeqCst);
                     let target = Target {
@@ -233,6 +240,7 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                             to_client.fetch_add(s, Ordering::SeqCst);
                         }),
                         keep: Box::new(KeepGuard(keeps)),
+                        ended: ended.clone(),
                     };
                     let fwd = Forwarded {
                         user: "alice".into(),
@@ -464,19 +472,23 @@ async fn upload_of_100_mib_streams_to_the_container() {
     assert_eq!(front.to_container.load(Ordering::SeqCst), BIG as u64);
 }
 
-#[tokio::test]
-async fn download_of_100_mib_streams_and_holds_keep_until_the_end() {
-    let origin = origin().await;
-    let front = front(origin.addr, FrontOptions::default()).await;
+/// Starts a download through the front and reads its first MiB, after which the origin waits
+/// for `release`: the client gets that MiB only if the proxy streams. Returns the client (its
+/// connection lives as long as it does), the body, and the bytes read so far.
+async fn first_mib_of_download(
+    front: &Front,
+) -> (
+    hyper::client::conn::http1::SendRequest<ClientBody>,
+    Incoming,
+    usize,
+) {
     let mut client = client(front.addr).await;
-
     let resp = client
         .send_request(get("/download").body(empty()).unwrap())
         .await
         .unwrap();
     let mut body = resp.into_body();
     let mut received = 0usize;
-    // The origin sends one MiB and then waits: the client gets it only if the proxy streams.
     while received < MIB {
         let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
             .await
@@ -485,6 +497,14 @@ async fn download_of_100_mib_streams_and_holds_keep_until_the_end() {
             .unwrap();
         received += frame.data_ref().map_or(0, Bytes::len);
     }
+    (client, body, received)
+}
+
+#[tokio::test]
+async fn download_of_100_mib_streams_and_holds_keep_until_the_end() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let (_client, mut body, mut received) = first_mib_of_download(&front).await;
     assert_eq!(
         front.keeps.load(Ordering::SeqCst),
         1,
@@ -645,10 +665,8 @@ async fn upgrade_over_other_streams_is_copied() {
     .await;
 }
 
-#[tokio::test]
-async fn upgraded_stream_holds_keep_while_open() {
-    let origin = origin().await;
-    let front = front(origin.addr, FrontOptions::default()).await;
+/// An upgraded stream through the front, checked with one echo.
+async fn open_upgraded(front: &Front) -> TcpStream {
     let mut tcp = TcpStream::connect(front.addr).await.unwrap();
     tcp.write_all(
         b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
@@ -665,10 +683,61 @@ async fn upgraded_stream_holds_keep_while_open() {
     let mut pong = [0u8; 4];
     tcp.read_exact(&mut pong).await.unwrap();
     assert_eq!(&pong, b"ping");
+    tcp
+}
+
+#[tokio::test]
+async fn upgraded_stream_holds_keep_while_open() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let tcp = open_upgraded(&front).await;
     // Idle but open: the session must stay held.
     assert_eq!(front.keeps.load(Ordering::SeqCst), 1);
     drop(tcp);
     eventually("keep to be dropped when the client closed", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+/// A container killed under a slow client loses its queued bytes with its network namespace
+/// and never closes the connection: the session's end must cut the download instead.
+#[tokio::test]
+async fn session_end_cuts_a_download_whose_container_went_silent() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    // The origin now waits, as silent as a dead container.
+    let (_client, mut body, _) = first_mib_of_download(&front).await;
+    front.ended.cancel();
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                return Err(());
+            }
+        }
+        Ok(())
+    })
+    .await
+    .expect("the download ends when the session does, not when the origin wakes");
+    assert!(rest.is_err(), "the download is cut short, not completed");
+    eventually("keep to be dropped when the session ended", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn session_end_closes_an_upgraded_stream() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut tcp = open_upgraded(&front).await;
+    front.ended.cancel();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut rest))
+        .await
+        .expect("the stream closes when the session ends")
+        .ok();
+    eventually("keep to be dropped when the session ended", || {
         front.keeps.load(Ordering::SeqCst) == 0
     })
     .await;

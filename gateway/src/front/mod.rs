@@ -367,6 +367,7 @@ impl Front {
             strip_cookies: strip,
             trust_forwarded: origin.via_trusted,
         };
+        let container_id = lease.container_id.clone();
         let lease = Arc::new(lease);
         // Weak: `keep` alone decides how long the session stays open.
         let meter_lease = Arc::downgrade(&lease);
@@ -377,11 +378,34 @@ impl Front {
                     lease.activity().record(to_container, to_client);
                 }
             }),
+            ended: lease.end_signal(),
             // The connection's guard too: an upgraded stream outlives hyper's connection task
             // and must keep counting against max_connections and the drain.
             keep: Box::new((lease, conn.guard.clone())),
         };
-        Ok(self.proxy.forward(req, target, &fwd).await?)
+        match self.proxy.forward(req, target, &fwd).await {
+            Ok(response) => Ok(response),
+            Err(e) => Err(self.container_failed(image, &container_id, e).await),
+        }
+    }
+
+    /// A container that fails to answer may have died before the engine's event said so: the
+    /// scheduler asks the engine, and if it is dead, its users move on to a new container at
+    /// their next request and the page says why this one is gone.
+    async fn container_failed(&self, image: &str, container_id: &str, e: ProxyError) -> FrontError {
+        if e.source_side() != ErrorSource::Container {
+            return e.into();
+        }
+        match self.scheduler.unreachable(container_id).await {
+            Some(stopped) => {
+                tracing::debug!("{e}");
+                FrontError::Schedule(ScheduleError::ContainerGone {
+                    image: image.to_string(),
+                    reason: stopped.to_string(),
+                })
+            }
+            None => e.into(),
+        }
     }
 
     /// `/.orca/wait?after=<phase>`: the next phase of the user's container, as JSON.

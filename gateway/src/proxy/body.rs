@@ -1,11 +1,13 @@
 //! A body that counts bytes as frames pass, for activity and metrics, without collecting them.
 
 use std::any::Any;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
 use super::error::ClientBodyError;
@@ -20,12 +22,14 @@ pub(super) enum Direction {
 /// Streams an incoming body frame by frame, reporting each data frame's size to the meter.
 ///
 /// It may hold the caller's `keep` (a scheduler lease) until the body ends or is dropped, so a
-/// long download keeps the session open for exactly as long as it runs.
+/// long download keeps the session open for exactly as long as it runs. When the session ends
+/// (`ended`), the body fails at once rather than wait for a peer that may be gone.
 pub(super) struct Metered {
     inner: Incoming,
     meter: Meter,
     direction: Direction,
     keep: Option<Box<dyn Any + Send + Sync>>,
+    ended: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Metered {
@@ -34,15 +38,22 @@ impl Metered {
         meter: Meter,
         direction: Direction,
         keep: Option<Box<dyn Any + Send + Sync>>,
+        ended: CancellationToken,
     ) -> Self {
         Self {
             inner,
             meter,
             direction,
             keep,
+            ended: Box::pin(ended.cancelled_owned()),
         }
     }
 }
+
+/// Why a body was cut short by the session's end.
+#[derive(Debug, thiserror::Error)]
+#[error("the session ended (its container stopped or a limit ended it) while a body was streaming")]
+pub(super) struct SessionEnded;
 
 impl HttpBody for Metered {
     type Data = Bytes;
@@ -53,6 +64,10 @@ impl HttpBody for Metered {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        if this.ended.as_mut().poll(cx).is_ready() {
+            this.keep = None;
+            return Poll::Ready(Some(Err(Box::new(SessionEnded))));
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match polled {
             Poll::Ready(Some(Ok(frame))) => {

@@ -37,6 +37,15 @@ pub enum ProxyError {
         /// The cause, from the error chain.
         reason: String,
     },
+    /// The session ended (its container stopped or died, or a limit ended it) while the
+    /// container was still to answer.
+    #[error(
+        "the session ended before the container at {addr} answered: the container stopped or a limit ended the session"
+    )]
+    SessionEnded {
+        /// The container's address.
+        addr: SocketAddr,
+    },
     /// The container switched protocols although the client did not ask it to.
     #[error("the container at {addr} answered 101 to a request that asked for no upgrade")]
     UnaskedUpgrade {
@@ -68,6 +77,7 @@ impl ProxyError {
             ProxyError::Connect { .. }
             | ProxyError::ConnectTimeout { .. }
             | ProxyError::Upstream { .. }
+            | ProxyError::SessionEnded { .. }
             | ProxyError::UnaskedUpgrade { .. } => ErrorSource::Container,
             ProxyError::ClientGone { .. } => ErrorSource::Client,
             ProxyError::InvalidHeader { .. } => ErrorSource::Internal,

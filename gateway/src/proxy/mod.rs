@@ -21,6 +21,7 @@ use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_util::sync::CancellationToken;
 
 mod body;
 mod error;
@@ -82,6 +83,11 @@ pub struct Target {
     /// Held until the response body (or the upgraded stream) is finished: the caller puts its
     /// scheduler lease here so a long download or an open WebSocket keeps the session open.
     pub keep: Box<dyn Any + Send + Sync>,
+    /// Cancelled when the session must end at once (its container died, a limit ended it):
+    /// whatever is in flight is cut then. A killed container's connections do not always
+    /// close (data still queued for a slow client is lost with its network namespace, and
+    /// no FIN or RST ever comes), so without this a transfer could hang for many minutes.
+    pub ended: CancellationToken,
 }
 
 impl std::fmt::Debug for Target {
@@ -159,7 +165,12 @@ impl Proxy {
         target: Target,
         fwd: &Forwarded,
     ) -> Result<Response<Body>, ProxyError> {
-        let Target { addr, meter, keep } = target;
+        let Target {
+            addr,
+            meter,
+            keep,
+            ended,
+        } = target;
 
         // HTTP/2 has no Upgrade; only an HTTP/1.1 request can ask to switch.
         let upgrade = match req.version() {
@@ -174,13 +185,20 @@ impl Proxy {
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
         headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
-        let body = Metered::new(body, meter.clone(), Direction::ToContainer, None).boxed();
+        let body = Metered::new(
+            body,
+            meter.clone(),
+            Direction::ToContainer,
+            None,
+            ended.clone(),
+        )
+        .boxed();
 
-        let mut resp = self
-            .client
-            .request(Request::from_parts(parts, body))
-            .await
-            .map_err(|err| ProxyError::from_client(addr, err))?;
+        let sent = self.client.request(Request::from_parts(parts, body));
+        let mut resp = tokio::select! {
+            resp = sent => resp.map_err(|err| ProxyError::from_client(addr, err))?,
+            () = ended.cancelled() => return Err(ProxyError::SessionEnded { addr }),
+        };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
@@ -194,6 +212,7 @@ impl Proxy {
                 keep,
                 self.counters.clone(),
                 self.zero_copy,
+                ended,
             ));
             let (mut parts, _) = resp.into_parts();
             headers::rewrite_response(&mut parts.headers, true);
@@ -205,7 +224,7 @@ impl Proxy {
 
         let (mut parts, body) = resp.into_parts();
         headers::rewrite_response(&mut parts.headers, false);
-        let body = Metered::new(body, meter, Direction::ToClient, Some(keep)).boxed();
+        let body = Metered::new(body, meter, Direction::ToClient, Some(keep), ended).boxed();
         Ok(Response::from_parts(parts, body))
     }
 

@@ -13,6 +13,7 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use super::Meter;
 use super::body::Direction;
@@ -25,8 +26,9 @@ pub(super) struct RelayCounters {
     pub(super) copied: AtomicU64,
 }
 
-/// Waits for both sides to switch, then relays until both directions end or either fails.
-/// `keep` (the session's lease) lives exactly as long as this task.
+/// Waits for both sides to switch, then relays until both directions end, either fails, or
+/// the session ends (`ended`), which closes both. `keep` (the session's lease) lives exactly as
+/// long as this task.
 pub(super) async fn relay(
     client: OnUpgrade,
     upstream: OnUpgrade,
@@ -34,18 +36,19 @@ pub(super) async fn relay(
     keep: Box<dyn Any + Send + Sync>,
     counters: Arc<RelayCounters>,
     zero_copy: bool,
+    ended: CancellationToken,
 ) {
     let _keep = keep;
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
-        Err(err) => {
-            tracing::debug!(%err, "upgrade did not complete");
-            return;
-        }
+    let relayed = async {
+        let (client, upstream) = tokio::try_join!(client, upstream).map_err(io::Error::other)?;
+        pipe(client, upstream, &meter, &counters, zero_copy).await
     };
-    if let Err(err) = pipe(client, upstream, &meter, &counters, zero_copy).await {
-        // Resets are how most upgraded streams end; nobody is left to tell.
-        tracing::debug!(%err, "upgraded stream ended with an error");
+    tokio::select! {
+        result = relayed => if let Err(err) = result {
+            // Resets are how most upgraded streams end; nobody is left to tell.
+            tracing::debug!(%err, "upgraded stream ended with an error");
+        },
+        () = ended.cancelled() => tracing::debug!("session ended: upgraded stream closed"),
     }
 }
 

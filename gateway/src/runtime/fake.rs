@@ -119,14 +119,19 @@ impl FakeRuntime {
 
     /// Kills a container from outside Orca.
     pub(crate) fn kill(&self, id: &str, code: i64) {
-        if let Some(c) = self.st().containers.get_mut(id) {
-            c.running = false;
-            c.exit_code = Some(code);
-        }
+        self.kill_unannounced(id, code);
         let _ = self.events.send(RuntimeEvent::ContainerDied {
             id: id.to_string(),
             exit_code: Some(code),
         });
+    }
+
+    /// Kills a container without an event, as when the engine's event stream is down.
+    pub(crate) fn kill_unannounced(&self, id: &str, code: i64) {
+        if let Some(c) = self.st().containers.get_mut(id) {
+            c.running = false;
+            c.exit_code = Some(code);
+        }
     }
 
     pub(crate) fn containers(&self) -> Vec<FakeContainer> {

@@ -249,4 +249,10 @@ impl Lease {
     pub fn is_ended(&self) -> bool {
         self.kick.token.is_cancelled()
     }
+
+    /// A token cancelled when the session ends (a limit, or its container stopped or died),
+    /// for whoever must cut an exchange in flight then. Cancelling it ends nothing else.
+    pub fn end_signal(&self) -> CancellationToken {
+        self.kick.token.child_token()
+    }
 }

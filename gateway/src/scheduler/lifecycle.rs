@@ -254,6 +254,22 @@ impl Inner {
         }
     }
 
+    /// See [`super::Scheduler::unreachable`].
+    pub(super) async fn unreachable(self: &Arc<Self>, id: &str) -> Option<StopReason> {
+        let reason = match self.runtime.inspect(id).await {
+            Ok(info) if info.running => return None,
+            Ok(info) => StopReason::Died(info.exit_code),
+            Err(e) if e.not_found => StopReason::RemovedOutside,
+            Err(e) => {
+                self.runtime_error("inspect", &e);
+                return None;
+            }
+        };
+        // A no-op when the engine's event got here first.
+        self.container_gone(id, reason.clone());
+        Some(reason)
+    }
+
     /// A container died or vanished without Orca asking: its users are told and will be placed
     /// afresh on their next request.
     pub(super) fn container_gone(self: &Arc<Self>, id: &str, reason: StopReason) {

@@ -245,6 +245,18 @@ impl Scheduler {
         self.place(user, image, kind)?.ready().await
     }
 
+    /// The proxy could not reach the container `container_id` (a lease's `container_id`).
+    ///
+    /// The engine's events report a death at once, but the stream lags or is down while it
+    /// reconnects, and until the scheduler knows, every request of the container's users goes
+    /// to a dead address. So this asks the engine: a container that no longer runs is handled
+    /// as its event would have been (users unbound, container removed), so that the next
+    /// request is placed afresh; the reason it stopped is returned for the error page. `None`
+    /// when it still runs (the app failed, not the container) or the engine cannot say.
+    pub async fn unreachable(&self, container_id: &str) -> Option<StopReason> {
+        self.inner.unreachable(container_id).await
+    }
+
     /// Every container, its users, and why it is still up; plus recent stops.
     pub fn status(&self) -> SchedulerStatus {
         self.inner.status()

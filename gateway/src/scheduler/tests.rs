@@ -391,6 +391,37 @@ async fn death_from_outside_ends_sessions_and_the_user_moves_on() {
     assert_eq!(stops[0].reason, StopReason::Died(Some(137)));
 }
 
+/// The engine's events lag, or are lost while its stream reconnects: then the proxy failing to
+/// reach a container is what tells the scheduler, which asks the engine before acting.
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_container_found_dead_moves_its_users_on_without_the_event() {
+    let (rt, s) = setup(WEB).await;
+    let lease = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    rt.kill_unannounced(&lease.container_id, 137);
+    assert_eq!(
+        s.unreachable(&lease.container_id).await,
+        Some(StopReason::Died(Some(137)))
+    );
+    assert!(lease.is_ended(), "the dead container's sessions end");
+    let next = s
+        .acquire(&user("a"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    assert_ne!(next.container, lease.container);
+    wait_until("the dead container's removal", || {
+        rt.containers().iter().all(|c| c.id != lease.container_id)
+    })
+    .await;
+
+    // A running container that failed to answer is the app's fault: it stays, users too.
+    assert_eq!(s.unreachable(&next.container_id).await, None);
+    assert!(!next.is_ended());
+    assert_eq!(s.status().containers.len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn capacity_is_a_clear_error() {
     let mut o = opts(None);
