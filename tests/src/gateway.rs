@@ -1,24 +1,39 @@
 //! An in-process gateway for the HTTPS tests: the real front, resolvers, scheduler and proxy,
 //! serving one test image over TLS on 127.0.0.1 with a self-signed certificate authority for
-//! the domain `localhost`. Shared by the curl tests (`https_front`) and the browser test
-//! (`https_browser`), so both exercise the same wiring.
+//! the domain `localhost`. Shared by the curl tests (`https_front`), the streaming tests
+//! (`https_streams`, against the app of `tests/app`) and the browser test (`https_browser`),
+//! so all exercise the same wiring.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use futures_util::StreamExt;
 use orca::config::{PluginSource, SchedulerConfig};
 use orca::front::Front;
 use orca::identity::Identities;
+use orca::images::ReadyCheck;
 use orca::listeners::https::{self, ServeOptions};
 use orca::listeners::tls::{self, Certificates};
 use orca::metrics::Metrics;
 use orca::proxy::{Proxy, ProxyOptions};
 use orca::runtime::docker::DockerRuntime;
+use orca::runtime::{
+    Attached, ContainerInfo, CreateSpec, EventStream, ExecSpec, ImageInfo, Runtime, RuntimeError,
+    TtySize,
+};
 use orca::scheduler::{Options, Scheduler};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::{build_image, cleanup_containers, identity, plugins, unique_name};
+use crate::app::app_image;
+use crate::{
+    build_image, cleanup_containers, container_ids_with_label, identity, plugins, unique_name,
+};
 
 /// The user the password fixture knows, in group `admins`.
 pub const USER: &str = "carol";
@@ -40,6 +55,8 @@ pub struct Gateway {
     pub ca: PathBuf,
     /// The scheduler, to look at the containers the requests caused.
     pub scheduler: Scheduler,
+    /// Holds back the engine's events from the scheduler while a test asks.
+    pub events: EventGate,
     shutdown: CancellationToken,
     _state: tempfile::TempDir,
     _cleanup: Cleanup,
@@ -89,6 +106,19 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
     let mut all = vec![("orca.name", image.as_str())];
     all.extend_from_slice(labels);
     build_image(dir, &format!("{image}:latest"), &all).expect("the test image builds");
+    start(image).await
+}
+
+/// The same gateway serving the test app of `tests/app` (see `tests/images/app`).
+pub async fn app_gateway(labels: &[(&str, &str)]) -> Gateway {
+    let image = unique_name("app");
+    let mut all = vec![("orca.name", image.as_str())];
+    all.extend_from_slice(labels);
+    app_image(&format!("{image}:latest"), &all).expect("the test app image builds");
+    start(image).await
+}
+
+async fn start(image: String) -> Gateway {
     let instance = unique_name("https");
     let state = tempfile::tempdir().expect("tempdir");
 
@@ -118,9 +148,15 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
             .await
             .expect("resolvers load"),
     );
-    let runtime = DockerRuntime::connect(None, "bridge")
+    let docker = DockerRuntime::connect(None, "bridge")
         .await
         .expect("docker reachable");
+    let (gate, _) = watch::channel(false);
+    let events = EventGate(Arc::new(gate));
+    let runtime = Gated {
+        inner: docker,
+        gate: events.clone(),
+    };
     let scheduler = Scheduler::start(
         Arc::new(runtime),
         Options {
@@ -186,6 +222,7 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
         plain_port,
         ca,
         scheduler,
+        events,
         shutdown,
         _state: state,
         _cleanup: Cleanup(instance),
@@ -201,6 +238,48 @@ impl Gateway {
     /// curl against `host` (an image name, or "" for the bare domain) with extra arguments.
     pub async fn curl(&self, host: &str, path: &str, args: &[&str]) -> Reply {
         self.curl_at("https", self.port, host, path, args).await
+    }
+
+    /// A silent curl that trusts the gateway's CA and resolves the image's host to 127.0.0.1;
+    /// the caller adds the URL ([`Gateway::url`]) and whatever else it needs.
+    pub fn curl_command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.arg("-sS")
+            .arg("--cacert")
+            .arg(&self.ca)
+            .arg("--resolve")
+            .arg(format!("{}.localhost:{}:127.0.0.1", self.image, self.port))
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// A TLS connection to the gateway for `<image>.localhost`, trusting only its CA, offering
+    /// no ALPN, so HTTP/1.1 (upgrades are an HTTP/1.1 affair).
+    pub async fn connect_tls(&self) -> TlsStream<TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&self.ca).expect("the CA file"))
+            .expect("a valid CA");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("the gateway accepts");
+        let name = ServerName::try_from(format!("{}.localhost", self.image)).expect("a DNS name");
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS with the gateway's certificate")
+    }
+
+    /// Ids of this gateway's containers (running or not), as Docker lists them.
+    pub fn docker_containers(&self) -> Vec<String> {
+        container_ids_with_label(&format!("orca.gateway.instance={}", self._cleanup.0))
     }
 
     /// The same over plain HTTP to [`Gateway::plain_port`].
@@ -242,5 +321,97 @@ impl Gateway {
             headers: std::fs::read_to_string(&head).unwrap_or_default(),
             body: body.to_string(),
         }
+    }
+}
+
+/// While held, the engine's events wait before reaching the scheduler, as when its event
+/// stream is down: the scheduler then learns of a dead container only from the proxy.
+#[derive(Debug, Clone)]
+pub struct EventGate(Arc<watch::Sender<bool>>);
+
+impl EventGate {
+    /// Events wait from now on.
+    pub fn hold(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Events flow again, the held ones first.
+    pub fn release(&self) {
+        self.0.send_replace(false);
+    }
+}
+
+/// Docker, with its event stream behind an [`EventGate`].
+#[derive(Debug)]
+struct Gated {
+    inner: DockerRuntime,
+    gate: EventGate,
+}
+
+#[async_trait]
+impl Runtime for Gated {
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, RuntimeError> {
+        self.inner.list_images().await
+    }
+
+    async fn list_managed(&self, instance: &str) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        self.inner.list_managed(instance).await
+    }
+
+    async fn create(&self, spec: &CreateSpec) -> Result<String, RuntimeError> {
+        self.inner.create(spec).await
+    }
+
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inner.start(id).await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        self.inner.inspect(id).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        self.inner.stop(id, grace).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inner.remove(id).await
+    }
+
+    async fn probe(&self, addr: std::net::IpAddr, port: Option<u16>, check: &ReadyCheck) -> bool {
+        self.inner.probe(addr, port, check).await
+    }
+
+    fn events(&self) -> EventStream {
+        let gate = self.gate.0.subscribe();
+        Box::pin(self.inner.events().then(move |event| {
+            let mut gate = gate.clone();
+            async move {
+                // An error here only means the gateway is gone, and the event with it.
+                let _ = gate.wait_for(|held| !held).await;
+                event
+            }
+        }))
+    }
+
+    async fn attach(&self, id: &str) -> Result<Attached, RuntimeError> {
+        self.inner.attach(id).await
+    }
+
+    async fn exec(&self, id: &str, exec: &ExecSpec) -> Result<Attached, RuntimeError> {
+        self.inner.exec(id, exec).await
+    }
+
+    async fn resize(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        size: TtySize,
+    ) -> Result<(), RuntimeError> {
+        self.inner.resize(id, exec_id, size).await
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        self.inner.exec_exit_code(exec_id).await
     }
 }

@@ -1,9 +1,11 @@
 //! Shared harness for Orca's integration tests against the real Docker engine.
 //!
-//! Test images live in `tests/images/<dir>/` and are built `FROM scratch` with Debian's static
-//! busybox (no registry is reachable); [`build_image`] copies the context and the busybox
-//! binary into a temporary directory and runs `docker build`, once per content and labels,
-//! serialised across test threads and test processes by a file lock.
+//! Test images live in `tests/images/<dir>/` and are built `FROM scratch` (no registry is
+//! reachable), with Debian's static busybox or with the static test app of `tests/app`
+//! ([`app`]); [`build_image_with`] copies the context and those binaries into a temporary
+//! directory and runs `docker build`, once per content and labels, serialised across test
+//! threads and test processes by a file lock. [`gateway`] runs the HTTPS front against such an
+//! image.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 
+pub mod app;
 pub mod browser;
 pub mod gateway;
 pub mod identity;
@@ -58,12 +61,28 @@ pub fn unique_name(prefix: &str) -> String {
     format!("t{}-{prefix}-{n}-{t:x}", std::process::id()).to_ascii_lowercase()
 }
 
-/// Builds `tests/images/<dir>` as `tag` with extra labels; returns the image id. Skips the
-/// build when the tag already holds an image of the same context and labels.
+/// Builds `tests/images/<dir>` as `tag` with extra labels and Debian's static busybox in the
+/// context; returns the image id. Skips the build when the tag already holds an image of the
+/// same context and labels.
 pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    if !Path::new(BUSYBOX).exists() {
+        bail!("{BUSYBOX} is missing: install Debian's busybox-static (scripts/setup does)");
+    }
+    build_image_with(dir, tag, extra_labels, &[("busybox", Path::new(BUSYBOX))])
+}
+
+/// Builds `tests/images/<dir>` as `tag` with extra labels, copying each `(name, file)` of
+/// `files` into the context as `name`; returns the image id. The files' contents are part of
+/// the hash that decides whether the tag already holds this build.
+pub fn build_image_with(
+    dir: &str,
+    tag: &str,
+    extra_labels: &[(&str, &str)],
+    files: &[(&str, &Path)],
+) -> anyhow::Result<String> {
     docker_available()?;
     let src = images_dir().join(dir);
-    let hash = context_hash(&src, extra_labels)?;
+    let hash = context_hash(&src, files, extra_labels)?;
     let _lock = BuildLock::acquire()?;
     if let Ok(existing) = docker(&[
         "image",
@@ -81,9 +100,10 @@ pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyho
     }
     let ctx = tempfile::tempdir().context("creating a build context directory")?;
     copy_dir(&src, ctx.path())?;
-    std::fs::copy(BUSYBOX, ctx.path().join("busybox")).with_context(|| {
-        format!("copying {BUSYBOX}: install Debian's busybox-static (scripts/setup does)")
-    })?;
+    for (name, file) in files {
+        std::fs::copy(file, ctx.path().join(name))
+            .with_context(|| format!("copying {} into the build context", file.display()))?;
+    }
     let mut args: Vec<String> = vec!["build".into(), "-q".into(), "-t".into(), tag.into()];
     let hash_label = format!("{HASH_LABEL}={hash}");
     for l in extra_labels
@@ -151,19 +171,23 @@ where
 }
 
 /// `<target>/test-artifacts/<test>/`, created: where a test leaves files for people to look at
-/// (screenshots). The target directory is the one holding the running test binary (cargo marks
-/// its root with `CACHEDIR.TAG`), so `CARGO_TARGET_DIR` and the workspace's `target/` both work.
+/// (screenshots).
 pub fn artifacts_dir(test: &str) -> anyhow::Result<PathBuf> {
+    let dir = target_dir()?.join("test-artifacts").join(test);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The cargo target directory holding the running test binary (cargo marks its root with
+/// `CACHEDIR.TAG`), so `CARGO_TARGET_DIR` and the workspace's `target/` both work.
+pub fn target_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test binary")?;
-    let target = exe
+    Ok(exe
         .ancestors()
         .find(|d| d.join("CACHEDIR.TAG").is_file())
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| plugins::repo_root().join("target"));
-    let dir = target.join("test-artifacts").join(test);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+        .unwrap_or_else(|| plugins::repo_root().join("target")))
 }
 
 fn images_dir() -> PathBuf {
@@ -207,11 +231,20 @@ fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A stable hash (FNV-1a) of every file in the context, the busybox binary's size, and the labels.
-fn context_hash(dir: &Path, labels: &[(&str, &str)]) -> anyhow::Result<String> {
+/// A stable hash (FNV-1a) of every file in the context, the added files, and the labels.
+fn context_hash(
+    dir: &Path,
+    added: &[(&str, &Path)],
+    labels: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
     files.sort();
+    files.extend(
+        added
+            .iter()
+            .map(|(name, path)| (name.to_string(), path.to_path_buf())),
+    );
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for b in bytes {
@@ -221,10 +254,8 @@ fn context_hash(dir: &Path, labels: &[(&str, &str)]) -> anyhow::Result<String> {
     };
     for (rel, path) in &files {
         feed(rel.as_bytes());
-        feed(&std::fs::read(path)?);
+        feed(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
     }
-    let size = std::fs::metadata(BUSYBOX).map(|m| m.len()).unwrap_or(0);
-    feed(&size.to_le_bytes());
     let mut l = String::new();
     for (k, v) in labels {
         let _ = write!(l, "{k}={v};");

@@ -1,7 +1,6 @@
 //! The HTTPS front end to end: curl over TLS (HTTP/1.1 and HTTP/2) → the front → real resolver
 //! plugins → the scheduler → real containers on the Docker bridge → the proxy.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use orca_tests::gateway::{Gateway, gateway_of};
@@ -288,29 +287,11 @@ async fn a_browser_gets_the_waiting_page_which_follows_the_phases() {
 /// proxy to a container that echoes bytes after answering 101.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgraded_stream_is_relayed_both_ways() {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let gw = gateway_of("upgrade", &[]).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(&gw.ca).expect("the CA file"))
-        .expect("a valid CA");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let host = format!("{}.localhost", gw.image);
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", gw.port))
-        .await
-        .unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from(host.clone()).unwrap(), tcp)
-        .await
-        .expect("TLS with the gateway's certificate");
+    let mut tls = gw.connect_tls().await;
     let request = format!(
         "GET /echo HTTP/1.1\r\nHost: {host}:{}\r\nx-user: erin\r\nConnection: Upgrade\r\n\
          Upgrade: echo\r\n\r\n",
