@@ -37,22 +37,8 @@ static TRAFFIC: RwLock<()> = RwLock::const_new(());
 async fn a_websocket_echoes_text_binary_and_megabytes_through_the_gateway() {
     let _shared = TRAFFIC.read().await;
     let gw = app_gateway(&[]).await;
-    let tls = gw.connect_tls().await;
-    let mut request = format!("wss://{}.localhost:{}/ws", gw.image, gw.port)
-        .into_client_request()
-        .expect("a WebSocket URL");
-    request
-        .headers_mut()
-        .insert("x-user", "wendy".parse().expect("header value"));
     // The first request launches the container; the front holds it until the app is ready.
-    let (mut ws, response) = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio_tungstenite::client_async(request, tls),
-    )
-    .await
-    .expect("the handshake completes")
-    .expect("the app accepts the WebSocket");
-    assert_eq!(response.status(), 101);
+    let mut ws = websocket(&gw, "wendy").await;
 
     let big: Vec<u8> = (0..4 * MIB).map(|i| (i * 7 % 256) as u8).collect();
     let messages = [
@@ -165,9 +151,10 @@ async fn hundred_mib_each_way_streams_in_bounded_memory() {
     assert_eq!(gw.scheduler.status().containers.len(), 1);
 }
 
-/// A container killed under a live session: the transfer in flight ends (no hang); a request
-/// while the scheduler does not yet know of the death gets a 502 that says the container
-/// exited, and moves the user on; the next request is served by a new container.
+/// A container killed under a live session: the transfer in flight and an open WebSocket end
+/// (no hang); a request while the scheduler does not yet know of the death gets a 502 that
+/// says the container exited, and moves the user on; the next request is served by a new
+/// container.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_container_ends_its_transfers_then_502_then_a_new_container() {
     let _shared = TRAFFIC.read().await;
@@ -209,6 +196,11 @@ async fn a_killed_container_ends_its_transfers_then_502_then_a_new_container() {
     )
     .await
     .unwrap();
+    // And a WebSocket is open.
+    let mut ws = websocket(&gw, "kim").await;
+    ws.send(Message::text("still there?")).await.expect("send");
+    assert_eq!(next_data(&mut ws).await, Message::text("still there?"));
+
     let doomed = container_of(&gw, &first_host);
     docker(&["kill", &doomed]).expect("docker kill");
     let t = Instant::now();
@@ -224,6 +216,17 @@ async fn a_killed_container_ends_its_transfers_then_502_then_a_new_container() {
     );
     assert!(!status.success(), "curl saw the download cut short");
     assert!(got < 1 << 30, "the download cannot have completed");
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(msg)) if msg.is_close() => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the open WebSocket ends with its container");
 
     // Events flow here, so the scheduler normally knew of the death before this request; if
     // the request won that race, it gets the 502 and the user is moved on all the same.
@@ -315,6 +318,29 @@ async fn three_users_pack_into_one_container_and_a_fourth_gets_another() {
             "the app's hostname is its container's short id: {id} vs {hosts:?}"
         );
     }
+}
+
+/// A WebSocket to the app's echo for `user`, over TLS through the gateway.
+async fn websocket(
+    gw: &Gateway,
+    user: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tls = gw.connect_tls().await;
+    let mut request = format!("wss://{}.localhost:{}/ws", gw.image, gw.port)
+        .into_client_request()
+        .expect("a WebSocket URL");
+    request
+        .headers_mut()
+        .insert("x-user", user.parse().expect("header value"));
+    let (ws, response) = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio_tungstenite::client_async(request, tls),
+    )
+    .await
+    .expect("the handshake completes")
+    .expect("the app accepts the WebSocket");
+    assert_eq!(response.status(), 101);
+    ws
 }
 
 /// The next data message (text or binary), skipping control frames.
