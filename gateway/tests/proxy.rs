@@ -775,10 +775,9 @@ async fn http2_request_reaches_the_container_as_http11_with_its_host() {
     assert!(!seen.contains("secret"), "{seen}");
 }
 
-#[tokio::test]
-async fn client_leaving_mid_upload_is_the_clients_fault() {
-    let origin = origin().await;
-    let front = front(origin.addr, FrontOptions::default()).await;
+/// An upload of 2 MiB through the front of which the client has sent the first MiB, once the
+/// origin has started to receive it.
+async fn half_an_upload(front: &Front, origin: &Origin) -> TcpStream {
     let mut tcp = TcpStream::connect(front.addr).await.unwrap();
     tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: app.example\r\nContent-Length: 2097152\r\n\r\n")
         .await
@@ -787,6 +786,14 @@ async fn client_leaving_mid_upload_is_the_clients_fault() {
     tokio::time::timeout(Duration::from_secs(10), origin.upload_started.notified())
         .await
         .unwrap();
+    tcp
+}
+
+#[tokio::test]
+async fn client_leaving_mid_upload_is_the_clients_fault() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut tcp = half_an_upload(&front, &origin).await;
     // Half of the promised body, then the client's side ends.
     tcp.shutdown().await.unwrap();
     eventually("the proxy to report the failure", || {
@@ -795,6 +802,29 @@ async fn client_leaving_mid_upload_is_the_clients_fault() {
     .await;
     let errors = front.errors.lock().unwrap().clone();
     assert_eq!(errors[0].0, ErrorSource::Client, "{}", errors[0].1);
+}
+
+/// An upload to a container that went silent mid-body (killed, its connection never closed)
+/// fails with a 502 when the session ends, instead of waiting for an answer forever.
+#[tokio::test]
+async fn session_end_fails_an_upload_to_a_silent_container() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut tcp = half_an_upload(&front, &origin).await;
+    // The client is still there, with half its body to go; the session ends.
+    front.ended.cancel();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut head))
+        .await
+        .expect("an answer when the session ends, not a wait for the container")
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 502");
+    let errors = front.errors.lock().unwrap().clone();
+    assert_eq!(errors[0].0, ErrorSource::Container, "{}", errors[0].1);
+    eventually("keep to be dropped when the session ended", || {
+        front.keeps.load(Ordering::SeqCst) == 0
+    })
+    .await;
 }
 
 /// Linux drops SYNs once a listener's accept queue is full, so connecting to a listener that
