@@ -14,6 +14,23 @@ use super::{Effects, Inner};
 use crate::images::{ConnectionMethod, ReadyCheck};
 use crate::runtime::{CreateSpec, ManagedLabels, RuntimeError};
 
+/// How long one launch spent in each phase. The same durations feed the histogram; the
+/// "container ready" log line carries them so that one user's cold start can be split by
+/// phase without a metrics endpoint (`bench/https` reads them there).
+#[derive(Debug, Default, Clone, Copy)]
+struct PhaseTimes {
+    queue: Duration,
+    /// The successful attempt's create (failed attempts and retry pauses are not in it).
+    create: Duration,
+    start: Duration,
+    ready: Duration,
+}
+
+/// A duration in milliseconds with microsecond resolution, for log fields.
+fn millis(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
+
 /// First pause between readiness probes; doubles up to [`PROBE_MAX_PAUSE`].
 const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(20);
 const PROBE_MAX_PAUSE: Duration = Duration::from_millis(500);
@@ -26,12 +43,16 @@ impl Inner {
             _ = self.shutdown.cancelled() => return,
         };
         let Ok(_permit) = permit else { return };
-        self.observe("queue", t0.elapsed());
+        let mut times = PhaseTimes {
+            queue: t0.elapsed(),
+            ..PhaseTimes::default()
+        };
+        self.observe("queue", times.queue);
 
         let Some(create) = self.create_spec(&name) else {
             return;
         };
-        let id = match self.create_and_start(&name, &create).await {
+        let id = match self.create_and_start(&name, &create, &mut times).await {
             Ok(id) => id,
             Err(reason) => {
                 self.launch_failed(&name, None, reason);
@@ -44,7 +65,8 @@ impl Inner {
             self.launch_failed(&name, Some(id), reason);
             return;
         }
-        self.observe("ready", t_ready.elapsed());
+        times.ready = t_ready.elapsed();
+        self.observe("ready", times.ready);
         self.observe("total", t0.elapsed());
         let mut st = self.lock();
         if let Some(c) = st.containers.get_mut(&name)
@@ -55,7 +77,16 @@ impl Inner {
                 .starts
                 .with_label_values(&[c.spec.name.as_str(), "ok"])
                 .inc();
-            tracing::info!(container = %name, image = %c.spec.name, elapsed_ms = t0.elapsed().as_millis() as u64, "container ready");
+            tracing::info!(
+                container = %name,
+                image = %c.spec.name,
+                elapsed_ms = t0.elapsed().as_millis() as u64,
+                queue_ms = millis(times.queue),
+                create_ms = millis(times.create),
+                start_ms = millis(times.start),
+                ready_ms = millis(times.ready),
+                "container ready"
+            );
         }
     }
 
@@ -85,11 +116,13 @@ impl Inner {
         })
     }
 
-    /// Creates and starts, retrying; returns the container id or the last error.
+    /// Creates and starts, retrying; returns the container id or the last error, and puts
+    /// the successful attempt's create and start durations in `times`.
     async fn create_and_start(
         &self,
         name: &str,
         create: &CreateSpec,
+        times: &mut PhaseTimes,
     ) -> Result<String, StopReason> {
         let attempts = self.opts.tuning.launch_attempts.max(1);
         let mut last: Option<RuntimeError> = None;
@@ -116,7 +149,8 @@ impl Inner {
                     continue;
                 }
             };
-            self.observe("create", t.elapsed());
+            times.create = t.elapsed();
+            self.observe("create", times.create);
             {
                 let mut st = self.lock();
                 if let Some(c) = st.containers.get_mut(name) {
@@ -130,7 +164,8 @@ impl Inner {
             let t = Instant::now();
             match self.runtime.start(&id).await {
                 Ok(()) => {
-                    self.observe("start", t.elapsed());
+                    times.start = t.elapsed();
+                    self.observe("start", times.start);
                     return Ok(id);
                 }
                 Err(e) => {
