@@ -25,13 +25,16 @@ use orca::error::ErrorSource;
 use orca::proxy::{Body, Forwarded, Proxy, ProxyOptions, RelayStats, Target};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Barrier, Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const MIB: usize = 1024 * 1024;
 /// The size of the large transfers: far more than any buffer on the way.
 const BIG: usize = 100 * MIB;
+/// Requests `/hold` keeps in flight at the origin at once: more than the 32 idle connections
+/// the proxy used to pool per container.
+const HELD: usize = 64;
 
 /// A hyper server standing in for a user's container.
 struct Origin {
@@ -42,6 +45,8 @@ struct Origin {
     upload_started: Arc<Notify>,
     /// `/download` sends its first chunk, then waits for this before the rest.
     release: Arc<Notify>,
+    /// `/hold` answers once [`HELD`] requests are waiting on it together.
+    hold: Arc<Barrier>,
 }
 
 async fn origin() -> Origin {
@@ -51,19 +56,22 @@ async fn origin() -> Origin {
         accepts: Arc::default(),
         upload_started: Arc::default(),
         release: Arc::default(),
+        hold: Arc::new(Barrier::new(HELD)),
     };
-    let (accepts, started, release) = (
+    let (accepts, started, release, hold) = (
         origin.accepts.clone(),
         origin.upload_started.clone(),
         origin.release.clone(),
+        origin.hold.clone(),
     );
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             accepts.fetch_add(1, Ordering::SeqCst);
-            let (started, release) = (started.clone(), release.clone());
-            let service =
-                service_fn(move |req| origin_route(req, started.clone(), release.clone()));
+            let (started, release, hold) = (started.clone(), release.clone(), hold.clone());
+            let service = service_fn(move |req| {
+                origin_route(req, started.clone(), release.clone(), hold.clone())
+            });
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), service)
@@ -80,8 +88,15 @@ async fn origin_route(
     mut req: Request<Incoming>,
     upload_started: Arc<Notify>,
     release: Arc<Notify>,
+    hold: Arc<Barrier>,
 ) -> Result<Response<OriginBody>, hyper::Error> {
     match req.uri().path() {
+        "/hold" => {
+            hold.wait().await;
+            Ok(Response::new(
+                Full::new(Bytes::from_static(b"held")).boxed(),
+            ))
+        }
         "/echo" => {
             // Every header the container saw, one per line, in order received.
             let mut text = format!("@version: {:?}\n", req.version());
@@ -542,6 +557,39 @@ async fn sequential_requests_reuse_one_upstream_connection() {
         .await;
     }
     assert_eq!(origin.accepts.load(Ordering::SeqCst), 1);
+}
+
+/// Regression: with 32 idle connections pooled per container, a container busier than that
+/// had every connection past the 32nd closed on its way back to the pool, so the next busy
+/// moment opened new ones (`bench/https` saw a TCP connect on about one request in ten).
+#[tokio::test]
+async fn a_container_with_64_requests_in_flight_keeps_its_64_connections() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let mut clients = Vec::new();
+    for _ in 0..HELD {
+        clients.push(client(front.addr).await);
+    }
+    for round in 1..=2 {
+        // The origin answers only when all of them are in flight, so each round needs HELD
+        // upstream connections at once.
+        let answers = clients.iter_mut().map(|c| {
+            let resp = c.send_request(get("/hold").body(empty()).unwrap());
+            async move { text(resp.await.unwrap()).await }
+        });
+        for answer in futures_util::future::join_all(answers).await {
+            assert_eq!(answer, "held");
+        }
+        eventually("every exchange to finish", || {
+            front.keeps.load(Ordering::SeqCst) == 0
+        })
+        .await;
+        assert_eq!(
+            origin.accepts.load(Ordering::SeqCst),
+            HELD,
+            "round {round}: the second round must reuse the first round's connections"
+        );
+    }
 }
 
 #[tokio::test]
