@@ -106,11 +106,14 @@ fn parts(value: &str) -> (&str, &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_issue_then_recognise_tamper_and_revoke() {
     let state = tempfile::tempdir().unwrap();
-    let ids = load(
+    let metrics = Metrics::new();
+    let ids = Identities::load(
         &[bundled("sessions", "cookie", &[("ttl", "1h")])],
         state.path(),
+        metrics.clone(),
     )
-    .await;
+    .await
+    .expect("the bundled resolvers load");
     let alice = identity("alice", Some("Alice Liddell"), &["devs", "ops"]);
 
     let (resolver, issued) = ids.issue(&alice).await.expect("a session is issued");
@@ -125,6 +128,19 @@ async fn cookie_issue_then_recognise_tamper_and_revoke() {
     assert_eq!(who, &alice);
     assert_eq!(by, "sessions");
     assert!(set.is_none());
+    // The plugin lets the gateway reuse that answer (session_cache): the same cookie again is
+    // answered without a call into the component.
+    let cached = |m: &Metrics| {
+        m.render()
+            .lines()
+            .find(|l| l.starts_with("orca_resolver_calls_total") && l.contains("result=\"cached\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(cached(&metrics), 0);
+    let again = ids.http(&request(&[("orca_session", &issued.value)])).await;
+    assert_eq!(allowed(&again).0, &alice);
+    assert_eq!(cached(&metrics), 1, "{}", metrics.render());
     // Among other cookies and a stale one of the same name it is still found.
     let d = ids
         .http(&request(&[
@@ -186,9 +202,13 @@ async fn cookie_issue_then_recognise_tamper_and_revoke() {
     // again, though it has not expired. Another session of the same user is untouched.
     let (_, second) = ids.issue(&alice).await.unwrap();
     assert_ne!(second.value, issued.value, "every session is its own");
+    // The logout request carries another cookie beside the session: the answer cached for the
+    // session cookie alone must go as well.
     let logout = request(&[("orca_session", &issued.value)]);
-    assert_eq!(ids.revoke(&logout).await, ["orca_session"]);
+    let logout_with_theme = request(&[("theme", "light"), ("orca_session", &issued.value)]);
+    assert_eq!(ids.revoke(&logout_with_theme).await, ["orca_session"]);
     assert_eq!(ids.http(&logout).await, Decision::Unknown);
+    assert_eq!(ids.http(&logout_with_theme).await, Decision::Unknown);
     let d = ids.http(&request(&[("orca_session", &second.value)])).await;
     assert_eq!(allowed(&d).0, &alice);
 

@@ -381,8 +381,10 @@ impl Identities {
     /// Logs out the session `request` carries: every session resolver forgets it, the answer
     /// cache drops it, and the cookie names to clear are returned.
     pub async fn revoke(&self, request: &HttpRequest) -> Vec<String> {
-        let key = http_key(request);
-        self.lock_cache().retain(|(_, k), _| *k != key);
+        // Every cached answer goes, not only this request's: the same session cookie may have
+        // been cached under other keys (other cookies beside it), and logouts are rare enough
+        // that asking the resolvers again afterwards costs nothing worth keeping them for.
+        self.lock_cache().clear();
         let mut names = Vec::new();
         for plugin in self.plugins.iter().filter(|p| p.exports().session) {
             match self.call(plugin, Question::Revoke(request.clone())).await {

@@ -16,6 +16,7 @@ use crate::value::MIN_KEY_LEN;
 const KNOWN: &[&str] = &[
     "cookie",
     "ttl",
+    "session_cache",
     "key",
     "key_file",
     "anonymous",
@@ -30,6 +31,10 @@ const KNOWN: &[&str] = &[
 pub(crate) const DEFAULT_COOKIE: &str = "orca_session";
 /// How long a session lasts when `ttl` is not set.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(12 * 3600);
+/// How long the gateway may reuse a verified session's answer when `session_cache` is not set.
+pub(crate) const DEFAULT_SESSION_CACHE: Duration = Duration::from_secs(30);
+/// The longest `session_cache`.
+const MAX_SESSION_CACHE: Duration = Duration::from_secs(3600);
 /// The longest `ttl`: browsers cap a cookie's `Max-Age` at 400 days.
 const MAX_TTL: Duration = Duration::from_secs(400 * 86_400);
 /// The store key of the generated signing key, shared by every instance and kept across
@@ -55,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) cookie: String,
     /// Session lifetime, whole seconds.
     pub(crate) ttl_seconds: u32,
+    /// How long the gateway may reuse the answer for a verified session cookie, whole seconds.
+    pub(crate) session_cache_seconds: u32,
     /// The HMAC key (never logged: see `Codec`'s `Debug`).
     pub(crate) key: Key,
     /// Give visitors without a session an anonymous id.
@@ -107,6 +114,15 @@ impl Config {
         }
         let ttl_seconds = u32::try_from(ttl.as_secs())
             .map_err(|_| "setting `ttl` does not fit in seconds".to_string())?;
+        let session_cache = settings.duration("session_cache", DEFAULT_SESSION_CACHE)?;
+        if session_cache > MAX_SESSION_CACHE {
+            return Err(format!(
+                "setting `session_cache` = `{}` is too long: use from 0s (check every request) \
+                 to 1h",
+                settings.get_or("session_cache", "")
+            ));
+        }
+        let session_cache_seconds = u32::try_from(session_cache.as_secs()).unwrap_or(u32::MAX);
         let key = key(settings, env, read_file)?;
         let anonymous = settings.bool("anonymous", false)?;
         let anonymous_groups = settings
@@ -137,6 +153,7 @@ impl Config {
         Ok(Config {
             cookie,
             ttl_seconds,
+            session_cache_seconds,
             key,
             anonymous,
             anonymous_groups,
@@ -347,6 +364,17 @@ mod tests {
         );
         assert!(config(&[("ttl", "500d")]).is_err());
         assert!(config(&[("anonymous", "sometimes")]).is_err());
+        assert!(
+            config(&[("session_cache", "2h")])
+                .unwrap_err()
+                .contains("`session_cache` = `2h` is too long")
+        );
+        assert_eq!(
+            config(&[("session_cache", "0s")])
+                .unwrap()
+                .session_cache_seconds,
+            0
+        );
         let e = config(&[("token_cookie", "t")]).unwrap_err();
         assert!(e.contains("needs `token_url`"), "{e}");
     }

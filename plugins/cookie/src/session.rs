@@ -45,7 +45,17 @@ impl Sessions {
     /// `http.resolve`: our session, else the token checker, else an anonymous id, else pass.
     pub(crate) fn resolve(&self, request: &HttpRequest, env: &dyn Env) -> Verdict {
         if let Some(claims) = self.session(request, env) {
-            return Verdict::allow(claims.identity());
+            // Checking a session is a MAC and a revocation lookup, but it runs on every request
+            // of every page: the gateway may reuse the answer for the same cookies a little
+            // while (never past the session's end). Its logout drops what it cached.
+            // `now` is whole seconds, so up to a second has passed of it already: count one
+            // second less, or a cached answer could outlive the cookie's `exp`.
+            let left = claims.exp.saturating_sub(env.now()).saturating_sub(1);
+            let seconds = u64::from(self.config.session_cache_seconds).min(left);
+            return Verdict::allow_cached(
+                claims.identity(),
+                u32::try_from(seconds).unwrap_or(u32::MAX),
+            );
         }
         if let Some(token) = &self.config.token
             && let Some(value) = request.cookie(&token.cookie).filter(|v| !v.is_empty())
@@ -300,8 +310,24 @@ mod tests {
             grant.who.images,
             Some(vec!["shell".into(), "notebook".into()])
         );
-        assert_eq!(grant.cache_seconds, 0);
+        assert_eq!(grant.cache_seconds, 30, "the default session_cache");
         assert!(grant.set_cookie.is_none());
+    }
+
+    #[test]
+    fn a_session_answer_is_cacheable_but_never_past_its_end_nor_when_disabled() {
+        let env = FakeEnv::new();
+        let s = sessions(&env, &[("ttl", "20s"), ("session_cache", "1m")]);
+        let issued = s.issue(&alice(), &env).unwrap();
+        let grant = allowed(s.resolve(&request(&[("orca_session", &issued.value)]), &env));
+        assert_eq!(
+            grant.cache_seconds, 19,
+            "capped by the session's remaining life, less the second already begun"
+        );
+        let s = sessions(&env, &[("session_cache", "0s")]);
+        let issued = s.issue(&alice(), &env).unwrap();
+        let grant = allowed(s.resolve(&request(&[("orca_session", &issued.value)]), &env));
+        assert_eq!(grant.cache_seconds, 0);
     }
 
     #[test]
