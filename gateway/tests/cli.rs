@@ -378,6 +378,17 @@ fn serve_mode_behind_a_balancer_believes_only_trusted_peers_and_sends_browsers_t
         browser("127.0.0.2", format!("https://lab.localhost:{https}/")),
         sso(&format!("https://lab.localhost:{https}/"))
     );
+    // A client presenting an IP address as its server name: rustls warns about it, once per
+    // connection; any client could flood the log that way, so the default filter hides it.
+    let sni = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{https} -servername 127.0.0.1 </dev/null \
+             >/dev/null 2>&1"
+        ))
+        .status()
+        .expect("openssl runs");
+    assert!(sni.code().is_some());
     // A script's request is not sent to a login page: it gets 401.
     assert_eq!(
         curl_w(
@@ -392,4 +403,5 @@ fn serve_mode_behind_a_balancer_believes_only_trusted_peers_and_sends_browsers_t
     );
     let (exit, log) = served.stop();
     assert!(exit.success(), "{log}");
+    assert!(!log.contains("Illegal SNI"), "{log}");
 }

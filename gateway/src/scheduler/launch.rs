@@ -31,8 +31,10 @@ fn millis(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
 }
 
-/// First pause between readiness probes; doubles up to [`PROBE_MAX_PAUSE`].
-const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(20);
+/// First pause between readiness probes; doubles up to [`PROBE_MAX_PAUSE`]. Short: a probe is a
+/// TCP connect on the bridge, and a first probe that came a moment too early cost a user up to
+/// this long (a 20 ms start measured 23 ms in readiness).
+const PROBE_FIRST_PAUSE: Duration = Duration::from_millis(5);
 const PROBE_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 impl Inner {
