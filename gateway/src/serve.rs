@@ -126,7 +126,10 @@ pub async fn run(
         &config.domain,
         identities.clone(),
         scheduler.clone(),
-        Proxy::new(ProxyOptions::default()),
+        Proxy::new(ProxyOptions {
+            response_timeout: config.https.response_timeout,
+            ..ProxyOptions::default()
+        }),
         config.scheduler.ready_timeout,
     )
     .with_login_url(config.https.login_url.clone());

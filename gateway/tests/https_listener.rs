@@ -170,6 +170,7 @@ fn self_signed(state: &Path) -> Certificates {
             .expect("the self-signed certificate loads"),
         tls: None,
         login_url: None,
+        response_timeout: std::time::Duration::from_secs(120),
     };
     Certificates::load(&https, "localhost", state).expect("the self-signed certificate loads")
 }
@@ -334,6 +335,7 @@ async fn configured_pem_files_are_served_and_sni_picks_the_matching_one() {
         listen: "127.0.0.1:0".parse().unwrap(),
         tls: Some(a.clone()),
         login_url: None,
+        response_timeout: std::time::Duration::from_secs(120),
     };
     let single = Certificates::load(&https, "ignored.example", dir.path()).unwrap();
     assert!(single.self_signed_path().is_none());

@@ -191,6 +191,8 @@ struct FrontOptions {
     http2: bool,
     /// Overrides the proxy's connect timeout.
     connect_timeout: Option<Duration>,
+    /// Overrides the proxy's response timeout.
+    response_timeout: Option<Duration>,
 }
 
 /// Counts itself in `keeps` while alive, standing in for a scheduler lease.
@@ -210,6 +212,9 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
             connect_timeout: options
                 .connect_timeout
                 .unwrap_or(orca::proxy::DEFAULT_CONNECT_TIMEOUT),
+            response_timeout: options
+                .response_timeout
+                .unwrap_or(orca::proxy::DEFAULT_RESPONSE_TIMEOUT),
             ..ProxyOptions::default()
         })),
         to_container: Arc::default(),
@@ -913,4 +918,61 @@ async fn container_not_accepting_in_time_is_a_connect_timeout() {
         errors[0].1
     );
     drop(stuck);
+}
+
+/// A container that takes the request and never answers (`/hold` waits for 64 requests; one
+/// comes) gets its client an error once `response_timeout` has passed, not a wait forever.
+#[tokio::test]
+async fn a_container_that_never_answers_is_a_response_timeout() {
+    let origin = origin().await;
+    let options = FrontOptions {
+        response_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let front = front(origin.addr, options).await;
+    let started = std::time::Instant::now();
+    let mut c = client(front.addr).await;
+    let resp = c
+        .send_request(get("/hold").body(empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    let body = text(resp).await;
+    assert!(body.contains("sent no response within 300ms"), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let errors = front.errors.lock().unwrap().clone();
+    assert_eq!(errors[0].0, ErrorSource::Container, "{}", errors[0].1);
+}
+
+/// The response timer starts when the request body has been sent whole: an upload slower than
+/// the timeout is not cut by it.
+#[tokio::test]
+async fn a_slow_upload_is_not_cut_by_the_response_timeout() {
+    let origin = origin().await;
+    let options = FrontOptions {
+        response_timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let front = front(origin.addr, options).await;
+    let mut tcp = TcpStream::connect(front.addr).await.unwrap();
+    tcp.write_all(b"POST /upload HTTP/1.1\r\nHost: app.example\r\nContent-Length: 4096\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        tcp.write_all(&[3u8; 1024]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).ends_with("4096") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("the answer arrives")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(front.errors.lock().unwrap().is_empty());
 }

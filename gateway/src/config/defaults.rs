@@ -19,6 +19,8 @@ pub const DEFAULT_INSTANCE: &str = "orca";
 /// HTTPS on loopback port 8443.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr = loopback(8443);
 /// The plain HTTP listener, when an `[http]` table is present without `listen`.
+/// `[https] response_timeout`: how long a container may take to answer a whole request.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_HTTP_LISTEN: SocketAddr = loopback(8080);
 /// SSH on loopback port 2222.
 pub const DEFAULT_SSH_LISTEN: SocketAddr = loopback(2222);
@@ -111,6 +113,7 @@ pub(super) fn embedded() -> Config {
             listen: DEFAULT_HTTPS_LISTEN,
             tls: None,
             login_url: None,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
         },
         http: None,
         ssh: SshConfig {

@@ -94,6 +94,7 @@ pub(super) struct FileHttps {
     pub(super) cert: Option<String>,
     pub(super) key: Option<String>,
     pub(super) login_url: Option<String>,
+    pub(super) response_timeout: Option<String>,
 }
 
 /// `[http]`
@@ -422,7 +423,7 @@ timeout = "2s"                  # per call; memory_mb = 64 likewise
     #[rustfmt::skip]
     const KEYS: &[(&str, &str)] = &[
         ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "resolver"),
-        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"),
+        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"), ("[https]", "response_timeout"),
         ("[http]", "listen"), ("[http]", "mode"), ("[http]", "trusted_proxies"),
         ("[ssh]", "listen"), ("[ssh]", "host_keys"),
         ("[admin]", "listen"),

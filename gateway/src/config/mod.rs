@@ -60,6 +60,8 @@ pub struct HttpsConfig {
     /// An external login page for browsers with no identity: `{url}` in it is replaced by the
     /// percent-encoded URL they asked for; without `{url}`, `redirect=<url>` is appended.
     pub login_url: Option<String>,
+    /// Longest wait for a container's response once it has the whole request (then 504).
+    pub response_timeout: Duration,
 }
 
 /// A PEM certificate chain and its private key.

@@ -36,6 +36,10 @@ pub(super) fn render(c: &Config) -> String {
             "# cert and key unset: a self-signed certificate is generated into state_dir".into(),
         ),
     }
+    line(format!(
+        "response_timeout = {}",
+        duration(c.https.response_timeout)
+    ));
     match &c.https.login_url {
         Some(url) => line(format!("login_url = {}", string(url))),
         None => line("# login_url unset: the login form, when a resolver checks passwords".into()),
@@ -201,6 +205,7 @@ listen = "0.0.0.0:443"
 cert = "tls.crt"
 key = "tls.key"
 login_url = "https://sso.example.org/login?next={url}"
+response_timeout = "5m"
 [http]
 listen = "[::]:80"
 mode = "serve"

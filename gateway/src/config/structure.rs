@@ -291,9 +291,8 @@ fn example(key: &str) -> Option<&'static str> {
         "launch_parallelism" | "launch_attempts" | "max_containers" => "a whole number such as `4`",
         "memory_mb" => "a whole number such as `64`",
         "reuse" | "concurrency" => "a whole number such as `16`",
-        "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" | "cache_max" => {
-            r#"a duration string such as `"500ms"`, `"30s"` or `"2m"`"#
-        }
+        "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" | "cache_max"
+        | "response_timeout" => r#"a duration string such as `"500ms"`, `"30s"` or `"2m"`"#,
         "https" | "http" | "ssh" | "admin" | "docker" | "scheduler" => {
             "a table: a `[name]` line followed by its keys"
         }
@@ -397,7 +396,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "key `https.certificate` = `x.crt`: unknown key in `[https]`: did you mean `cert`? \
-             accepted keys: `listen`, `cert`, `key`, `login_url` (line 5)"
+             accepted keys: `listen`, `cert`, `key`, `login_url`, `response_timeout` (line 5)"
         );
 
         let e = &errors("colour = 1\n")[0];

@@ -157,10 +157,26 @@ impl Check<'_> {
             }
         };
         let login_url = h.login_url.filter(|url| self.login_url(url));
+        let text = h.response_timeout.clone();
+        let mut response_timeout = self.duration(
+            "https.response_timeout",
+            h.response_timeout,
+            defaults::DEFAULT_RESPONSE_TIMEOUT,
+        );
+        if response_timeout.is_zero() {
+            self.error(
+                "https.response_timeout",
+                text.as_deref().unwrap_or_default(),
+                "must be longer than zero: how long a container may take to answer a request \
+                 it has received whole, such as `2m`",
+            );
+            response_timeout = defaults::DEFAULT_RESPONSE_TIMEOUT;
+        }
         HttpsConfig {
             listen: self.listen("https.listen", h.listen, defaults::DEFAULT_HTTPS_LISTEN),
             tls,
             login_url,
+            response_timeout,
         }
     }
 
@@ -680,6 +696,8 @@ mod tests {
         ("[http]\nmode = \"serve\"\ntrusted_proxies = [\"10.1.2.3/8\"]", "http.trusted_proxies[0]", "10.1.2.3/8", "write `10.0.0.0/8`"),
         ("[http]\nmode = \"serve\"\ntrusted_proxies = [\"lb.internal\"]", "http.trusted_proxies[0]", "lb.internal", "such as `10.0.0.5` or `10.0.0.0/8`"),
         ("[http]\ntrusted_proxies = [\"10.0.0.1\"]", "http.trusted_proxies", "10.0.0.1", "only applies with `mode = \"serve\"`"),
+        ("[https]\nresponse_timeout = \"0s\"", "https.response_timeout", "0s", "longer than zero"),
+        ("[https]\nresponse_timeout = \"soon\"", "https.response_timeout", "soon", "not a duration"),
         ("[https]\nlogin_url = \"/login\"", "https.login_url", "/login", "not an absolute"),
         ("[https]\nlogin_url = \"https:///login\"", "https.login_url", "https:///login", "has no host"),
         ("[https]\nlogin_url = \"https://sso/a b\"", "https.login_url", "https://sso/a b", "spaces"),

@@ -573,6 +573,11 @@ pub fn rescue(e: &FrontError) -> Response<Body> {
                 (StatusCode::BAD_GATEWAY, "Container failed", e.to_string())
             }
         },
+        FrontError::Proxy(ProxyError::ResponseTimeout { .. }) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "The app did not answer",
+            e.to_string(),
+        ),
         FrontError::Proxy(p) => match p.source_side() {
             ErrorSource::Client => (StatusCode::BAD_REQUEST, "Bad request", e.to_string()),
             _ => (StatusCode::BAD_GATEWAY, "Container failed", e.to_string()),
@@ -801,6 +806,18 @@ mod tests {
         }
         assert!(safe_back("/lab?x=1"));
         assert_eq!(decode(&encode("/a b?c=d&e")), "/a b?c=d&e");
+    }
+
+    #[test]
+    fn a_silent_app_is_a_gateway_timeout_and_a_dead_one_a_bad_gateway() {
+        let addr: SocketAddr = "172.17.0.2:80".parse().unwrap();
+        let silent = FrontError::Proxy(ProxyError::ResponseTimeout {
+            addr,
+            after: Duration::from_secs(120),
+        });
+        assert_eq!(rescue(&silent).status(), StatusCode::GATEWAY_TIMEOUT);
+        let dead = FrontError::Proxy(ProxyError::SessionEnded { addr });
+        assert_eq!(rescue(&dead).status(), StatusCode::BAD_GATEWAY);
     }
 
     #[test]

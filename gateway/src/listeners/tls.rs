@@ -493,6 +493,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             tls: None,
             login_url: None,
+            response_timeout: std::time::Duration::from_secs(120),
         };
         Certificates::load(&https, domain, state).unwrap()
     }

@@ -30,6 +30,8 @@ pub(super) struct Metered {
     direction: Direction,
     keep: Option<Box<dyn Any + Send + Sync>>,
     ended: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Cancelled when the body has been read to its end.
+    done: Option<CancellationToken>,
 }
 
 impl Metered {
@@ -46,7 +48,14 @@ impl Metered {
             direction,
             keep,
             ended: Box::pin(ended.cancelled_owned()),
+            done: None,
         }
+    }
+
+    /// Cancels `done` when the body has been read to its end.
+    pub(super) fn signal_end(mut self, done: CancellationToken) -> Self {
+        self.done = Some(done);
+        self
     }
 }
 
@@ -91,6 +100,9 @@ impl HttpBody for Metered {
             Poll::Ready(None) => {
                 // The exchange is over even if the server holds on to the body a while longer.
                 this.keep = None;
+                if let Some(done) = &this.done {
+                    done.cancel();
+                }
                 Poll::Ready(None)
             }
             Poll::Pending => Poll::Pending,

@@ -46,6 +46,17 @@ pub enum ProxyError {
         /// The container's address.
         addr: SocketAddr,
     },
+    /// The container took the whole request and sent no response head in time.
+    #[error(
+        "the container at {addr} sent no response within {after:?} of receiving the request; \
+         if the app needs longer, raise `[https] response_timeout`"
+    )]
+    ResponseTimeout {
+        /// The container's address.
+        addr: SocketAddr,
+        /// The timeout that passed.
+        after: std::time::Duration,
+    },
     /// The container switched protocols although the client did not ask it to.
     #[error("the container at {addr} answered 101 to a request that asked for no upgrade")]
     UnaskedUpgrade {
@@ -78,6 +89,7 @@ impl ProxyError {
             | ProxyError::ConnectTimeout { .. }
             | ProxyError::Upstream { .. }
             | ProxyError::SessionEnded { .. }
+            | ProxyError::ResponseTimeout { .. }
             | ProxyError::UnaskedUpgrade { .. } => ErrorSource::Container,
             ProxyError::ClientGone { .. } => ErrorSource::Client,
             ProxyError::InvalidHeader { .. } => ErrorSource::Internal,

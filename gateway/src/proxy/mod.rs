@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
@@ -45,6 +45,8 @@ pub type Meter = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// How long to wait for a container to accept a connection, by default.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default for [`ProxyOptions::response_timeout`].
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long an idle pooled connection to a container is kept, by default.
 pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How many idle connections are pooled per container address, by default.
@@ -62,6 +64,10 @@ pub const DEFAULT_MAX_IDLE_PER_HOST: usize = 1024;
 pub struct ProxyOptions {
     /// Longest wait for a container to accept a TCP connection.
     pub connect_timeout: Duration,
+    /// Longest wait for a container's response head once the whole request body was sent to
+    /// it: a container that accepts and never answers gets a 504, not a client held forever.
+    /// Counted from the body's end so that a slow upload is never cut by it.
+    pub response_timeout: Duration,
     /// How long an idle keep-alive connection to a container stays in the pool.
     pub pool_idle_timeout: Duration,
     /// Most idle connections kept per container address.
@@ -74,6 +80,7 @@ impl Default for ProxyOptions {
     fn default() -> Self {
         Self {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             max_idle_per_host: DEFAULT_MAX_IDLE_PER_HOST,
             zero_copy: true,
@@ -140,6 +147,7 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     counters: Arc<RelayCounters>,
     zero_copy: bool,
+    response_timeout: Duration,
 }
 
 impl Proxy {
@@ -158,6 +166,7 @@ impl Proxy {
             client,
             counters: Arc::default(),
             zero_copy: options.zero_copy,
+            response_timeout: options.response_timeout,
         }
     }
 
@@ -192,6 +201,11 @@ impl Proxy {
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
         headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
+        // The response timer starts once the request body has been sent whole.
+        let body_sent = CancellationToken::new();
+        if body.is_end_stream() {
+            body_sent.cancel();
+        }
         let body = Metered::new(
             body,
             meter.clone(),
@@ -199,12 +213,19 @@ impl Proxy {
             None,
             ended.clone(),
         )
+        .signal_end(body_sent.clone())
         .boxed();
 
         let sent = self.client.request(Request::from_parts(parts, body));
+        let after = self.response_timeout;
+        let silence = async {
+            body_sent.cancelled().await;
+            tokio::time::sleep(after).await;
+        };
         let mut resp = tokio::select! {
             resp = sent => resp.map_err(|err| ProxyError::from_client(addr, err))?,
             () = ended.cancelled() => return Err(ProxyError::SessionEnded { addr }),
+            () = silence => return Err(ProxyError::ResponseTimeout { addr, after }),
         };
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
