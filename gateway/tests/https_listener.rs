@@ -15,7 +15,7 @@ use orca::listeners::https::{self, Body, ConnInfo, Handler, ServeOptions};
 use orca::listeners::tls::{Certificates, server_config};
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -496,6 +496,17 @@ async fn reload_serves_new_handshakes_and_keeps_open_connections() {
     server.task.await.unwrap();
 }
 
+/// A connection that never sent a byte is closed by the server, and not before the handshake
+/// timeout of [`fast`] (300 ms, less scheduling slack).
+async fn expect_dropped_after_handshake_timeout(silent: &mut TcpStream, started: Instant) {
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
+        .await
+        .expect("the server should close a silent connection");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
 #[tokio::test]
 async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
     let state = tempfile::tempdir().unwrap();
@@ -508,12 +519,7 @@ async fn a_silent_client_is_dropped_after_the_handshake_timeout() {
         .await
         .unwrap();
     assert!(body.starts_with("GET / "), "{body}");
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
-        .await
-        .expect("the server should close a silent connection");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert!(started.elapsed() >= Duration::from_millis(250));
+    expect_dropped_after_handshake_timeout(&mut silent, started).await;
     server.shutdown.cancel();
     server.task.await.unwrap();
 }
@@ -601,17 +607,7 @@ async fn upgrades_pass_through_as_raw_bytes() {
     )
     .await
     .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(
-            tls.read(&mut byte).await.unwrap(),
-            1,
-            "closed during the response head"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head);
+    let head = read_head(&mut tls).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tls.write_all(b"ping").await.unwrap();
     let mut echoed = [0u8; 4];
@@ -621,27 +617,32 @@ async fn upgrades_pass_through_as_raw_bytes() {
     server.task.await.unwrap();
 }
 
+/// Reads a response head byte by byte, so that nothing after it (upgraded bytes) is consumed.
+async fn read_head(stream: &mut (impl AsyncRead + Unpin)) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream
+                .read(&mut byte)
+                .await
+                .expect("read the response head"),
+            1,
+            "closed during the response head"
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// Opens an `Upgrade: echo` stream over plain TCP and reads the 101 head.
 async fn plain_upgrade(addr: SocketAddr) -> TcpStream {
     let mut tcp = TcpStream::connect(addr).await.expect("connect");
     tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
         .await
         .expect("write the upgrade request");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(
-            tcp.read(&mut byte).await.expect("read"),
-            1,
-            "closed in the head"
-        );
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let head = read_head(&mut tcp).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
     tcp
 }
 
@@ -715,12 +716,7 @@ async fn a_silent_plain_client_is_dropped_after_the_handshake_timeout() {
     let server = start(None, Echo::default(), fast()).await;
     let started = Instant::now();
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
-    let mut buf = [0u8; 16];
-    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf))
-        .await
-        .expect("the server should close a silent connection");
-    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    assert!(started.elapsed() >= Duration::from_millis(250));
+    expect_dropped_after_handshake_timeout(&mut silent, started).await;
     server.shutdown.cancel();
     server.task.await.unwrap();
 }

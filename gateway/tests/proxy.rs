@@ -363,6 +363,11 @@ async fn text(resp: Response<Incoming>) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
+/// Waits until no `keep` of `front` is alive any more (the lease stand-in was dropped).
+async fn keeps_released(front: &Front, what: &str) {
+    eventually(what, || front.keeps.load(Ordering::SeqCst) == 0).await;
+}
+
 /// Polls `cond` until it holds, failing after a generous deadline.
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -536,10 +541,7 @@ async fn download_of_100_mib_streams_and_holds_keep_until_the_end() {
     }
     assert_eq!(received, BIG);
     assert_eq!(front.to_client.load(Ordering::SeqCst), BIG as u64);
-    eventually("keep to be dropped after the body ended", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped after the body ended").await;
 }
 
 #[tokio::test]
@@ -556,10 +558,7 @@ async fn sequential_requests_reuse_one_upstream_connection() {
         text(resp).await;
         // The pool takes the connection back once the exchange is complete; wait for that
         // rather than racing it.
-        eventually("the response to finish", || {
-            front.keeps.load(Ordering::SeqCst) == 0
-        })
-        .await;
+        keeps_released(&front, "the response to finish").await;
     }
     assert_eq!(origin.accepts.load(Ordering::SeqCst), 1);
 }
@@ -585,10 +584,7 @@ async fn a_container_with_64_requests_in_flight_keeps_its_64_connections() {
         for answer in futures_util::future::join_all(answers).await {
             assert_eq!(answer, "held");
         }
-        eventually("every exchange to finish", || {
-            front.keeps.load(Ordering::SeqCst) == 0
-        })
-        .await;
+        keeps_released(&front, "every exchange to finish").await;
         assert_eq!(
             origin.accepts.load(Ordering::SeqCst),
             HELD,
@@ -620,8 +616,9 @@ async fn connect_refused_is_the_containers_fault() {
     assert!(errors[0].1.contains(&addr.to_string()), "{}", errors[0].1);
 }
 
-/// Does a WebSocket-style upgrade by hand through the front and echoes `payload` through it.
-async fn upgrade_echo(front: &Front, payload: &[u8]) {
+/// Asks the front for a WebSocket upgrade by hand and checks its `101` head; the stream is
+/// then the upgraded one.
+async fn upgraded(front: &Front) -> TcpStream {
     let mut tcp = TcpStream::connect(front.addr).await.unwrap();
     tcp.write_all(
         b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
@@ -641,7 +638,12 @@ async fn upgrade_echo(front: &Front, payload: &[u8]) {
     let head = String::from_utf8(head).unwrap().to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
+    tcp
+}
 
+/// Does a WebSocket-style upgrade through the front and echoes `payload` through it.
+async fn upgrade_echo(front: &Front, payload: &[u8]) {
+    let tcp = upgraded(front).await;
     let (mut r, mut w) = tcp.into_split();
     let sent = payload.to_vec();
     let writer = tokio::spawn(async move {
@@ -683,10 +685,7 @@ async fn upgrade_over_plain_tcp_is_spliced() {
         payload.len() as u64
     );
     assert_eq!(front.to_client.load(Ordering::SeqCst), payload.len() as u64);
-    eventually("keep to be dropped when the stream closed", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the stream closed").await;
 }
 
 #[tokio::test]
@@ -712,26 +711,12 @@ async fn upgrade_over_other_streams_is_copied() {
         payload.len() as u64
     );
     assert_eq!(front.to_client.load(Ordering::SeqCst), payload.len() as u64);
-    eventually("keep to be dropped when the stream closed", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the stream closed").await;
 }
 
 /// An upgraded stream through the front, checked with one echo.
 async fn open_upgraded(front: &Front) -> TcpStream {
-    let mut tcp = TcpStream::connect(front.addr).await.unwrap();
-    tcp.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        assert_eq!(tcp.read(&mut byte).await.unwrap(), 1);
-        head.push(byte[0]);
-    }
+    let mut tcp = upgraded(front).await;
     tcp.write_all(b"ping").await.unwrap();
     let mut pong = [0u8; 4];
     tcp.read_exact(&mut pong).await.unwrap();
@@ -747,10 +732,7 @@ async fn upgraded_stream_holds_keep_while_open() {
     // Idle but open: the session must stay held.
     assert_eq!(front.keeps.load(Ordering::SeqCst), 1);
     drop(tcp);
-    eventually("keep to be dropped when the client closed", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the client closed").await;
 }
 
 /// A container killed under a slow client loses its queued bytes with its network namespace
@@ -773,10 +755,7 @@ async fn session_end_cuts_a_download_whose_container_went_silent() {
     .await
     .expect("the download ends when the session does, not when the origin wakes");
     assert!(rest.is_err(), "the download is cut short, not completed");
-    eventually("keep to be dropped when the session ended", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the session ended").await;
 }
 
 #[tokio::test]
@@ -790,10 +769,7 @@ async fn session_end_closes_an_upgraded_stream() {
         .await
         .expect("the stream closes when the session ends")
         .ok();
-    eventually("keep to be dropped when the session ended", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the session ended").await;
 }
 
 #[tokio::test]
@@ -874,10 +850,7 @@ async fn session_end_fails_an_upload_to_a_silent_container() {
     assert_eq!(&head, b"HTTP/1.1 502");
     let errors = front.errors.lock().unwrap().clone();
     assert_eq!(errors[0].0, ErrorSource::Container, "{}", errors[0].1);
-    eventually("keep to be dropped when the session ended", || {
-        front.keeps.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    keeps_released(&front, "keep to be dropped when the session ended").await;
 }
 
 /// Linux drops SYNs once a listener's accept queue is full, so connecting to a listener that
