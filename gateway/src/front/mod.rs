@@ -205,7 +205,7 @@ impl Front {
             Route::Index => Ok(self.index(&caller.identity, &host, origin.proto)),
             Route::Image(image) if path == WAIT => self.wait(&req, &caller.identity, &image).await,
             Route::Image(image) => {
-                self.to_container(req, &origin, conn, &caller.identity, &image)
+                self.to_container(req, &origin, conn, &host, &caller.identity, &image)
                     .await
             }
             Route::Foreign => Err(FrontError::Foreign(host)),
@@ -326,6 +326,7 @@ impl Front {
         req: Request<Incoming>,
         origin: &Origin,
         conn: &ConnInfo,
+        host: &str,
         who: &Identity,
         image: &str,
     ) -> Result<Response<Body>, FrontError> {
@@ -363,7 +364,7 @@ impl Front {
             // The hop this gateway saw; a trusted balancer's chain already names the client.
             client: origin.peer,
             proto: origin.proto,
-            host: request_host(&req).unwrap_or_default(),
+            host: host.to_string(),
             strip_cookies: strip,
             trust_forwarded: origin.via_trusted,
         };
