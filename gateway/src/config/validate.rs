@@ -157,21 +157,12 @@ impl Check<'_> {
             }
         };
         let login_url = h.login_url.filter(|url| self.login_url(url));
-        let text = h.response_timeout.clone();
-        let mut response_timeout = self.duration(
+        // `duration` refuses zero itself.
+        let response_timeout = self.duration(
             "https.response_timeout",
             h.response_timeout,
             defaults::DEFAULT_RESPONSE_TIMEOUT,
         );
-        if response_timeout.is_zero() {
-            self.error(
-                "https.response_timeout",
-                text.as_deref().unwrap_or_default(),
-                "must be longer than zero: how long a container may take to answer a request \
-                 it has received whole, such as `2m`",
-            );
-            response_timeout = defaults::DEFAULT_RESPONSE_TIMEOUT;
-        }
         HttpsConfig {
             listen: self.listen("https.listen", h.listen, defaults::DEFAULT_HTTPS_LISTEN),
             tls,
