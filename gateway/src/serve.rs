@@ -102,7 +102,8 @@ pub async fn run(
         source,
     })?;
     let listeners = Listeners::bind(&config).await?;
-    let certificates = Certificates::load(&config.https, &config.domain, &config.state_dir)?;
+    let certificates =
+        Certificates::load(config.https.tls.as_ref(), &config.domain, &config.state_dir)?;
     let runtime =
         DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
     // Granted directories inside the state directory (the embedded SSH keys directory) are

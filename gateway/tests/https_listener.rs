@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use orca::config::{HttpsConfig, TlsFiles};
+use orca::config::TlsFiles;
 use orca::listeners::https::{self, Body, ConnInfo, Handler, ServeOptions};
 use orca::listeners::tls::{Certificates, server_config};
 use rustls::pki_types::ServerName;
@@ -164,15 +164,7 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn self_signed(state: &Path) -> Certificates {
-    let https = HttpsConfig {
-        listen: "127.0.0.1:0"
-            .parse()
-            .expect("the self-signed certificate loads"),
-        tls: None,
-        login_url: None,
-        response_timeout: std::time::Duration::from_secs(120),
-    };
-    Certificates::load(&https, "localhost", state).expect("the self-signed certificate loads")
+    Certificates::load(None, "localhost", state).expect("the self-signed certificate loads")
 }
 
 /// A CA and a leaf for `names` signed by it, written as `<stem>.crt`/`.key` and `<stem>-ca.crt`.
@@ -331,13 +323,7 @@ async fn configured_pem_files_are_served_and_sni_picks_the_matching_one() {
     );
 
     // `[https] cert/key` through the same entry point the gateway uses.
-    let https = HttpsConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls: Some(a.clone()),
-        login_url: None,
-        response_timeout: std::time::Duration::from_secs(120),
-    };
-    let single = Certificates::load(&https, "ignored.example", dir.path()).unwrap();
+    let single = Certificates::load(Some(&a), "ignored.example", dir.path()).unwrap();
     assert!(single.self_signed_path().is_none());
 
     let certs = Certificates::from_files(&[a, b]).unwrap();

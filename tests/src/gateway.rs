@@ -177,9 +177,7 @@ async fn start(image: String) -> Gateway {
     )
     .await
     .expect("scheduler starts");
-    let https_config = orca::config::Config::embedded().https;
-    let certificates =
-        Certificates::load(&https_config, "localhost", state.path()).expect("certificate");
+    let certificates = Certificates::load(None, "localhost", state.path()).expect("certificate");
     let ca = certificates
         .self_signed_path()
         .expect("the gateway generated its certificate");

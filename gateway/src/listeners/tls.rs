@@ -21,7 +21,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use super::san;
-use crate::config::{HttpsConfig, TlsFiles};
+use crate::config::TlsFiles;
 
 /// Where the generated authority lives, under the state directory.
 const SELF_SIGNED_DIR: &str = "tls";
@@ -115,12 +115,16 @@ struct Authority {
 }
 
 impl Certificates {
-    /// Loads `[https] cert`/`key` when configured; otherwise the self-signed authority for
-    /// `domain` from `<state_dir>/tls/`, generating it on first start or when it was made for
-    /// another domain.
-    pub fn load(https: &HttpsConfig, domain: &str, state_dir: &Path) -> Result<Self, TlsError> {
+    /// Loads `[https] cert`/`key` (`files`) when configured; otherwise the self-signed
+    /// authority for `domain` from `<state_dir>/tls/`, generating it on first start or when it
+    /// was made for another domain.
+    pub fn load(
+        files: Option<&TlsFiles>,
+        domain: &str,
+        state_dir: &Path,
+    ) -> Result<Self, TlsError> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let source = match &https.tls {
+        let source = match files {
             Some(files) => Source::Files(vec![files.clone()]),
             None => Source::SelfSigned {
                 domain: domain.clone(),
@@ -136,7 +140,7 @@ impl Certificates {
             .entries
             .iter()
             .any(|e| e.names.iter().any(|p| san::covers(p, &image_host)));
-        if let (false, Some(files)) = (covered, &https.tls) {
+        if let (false, Some(files)) = (covered, files) {
             tracing::warn!(
                 cert = %files.cert.display(),
                 domain,
@@ -489,13 +493,7 @@ mod tests {
     use super::*;
 
     fn self_signed(domain: &str, state: &Path) -> Certificates {
-        let https = HttpsConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tls: None,
-            login_url: None,
-            response_timeout: std::time::Duration::from_secs(120),
-        };
-        Certificates::load(&https, domain, state).unwrap()
+        Certificates::load(None, domain, state).unwrap()
     }
 
     #[test]
