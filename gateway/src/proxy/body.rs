@@ -52,8 +52,12 @@ impl Metered {
         }
     }
 
-    /// Cancels `done` when the body has been read to its end.
+    /// Cancels `done` when the body has been read to its end; at once for a body that is
+    /// empty from the start, which hyper may never poll.
     pub(super) fn signal_end(mut self, done: CancellationToken) -> Self {
+        if self.inner.is_end_stream() {
+            done.cancel();
+        }
         self.done = Some(done);
         self
     }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
@@ -203,9 +203,6 @@ impl Proxy {
         headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
         // The response timer starts once the request body has been sent whole.
         let body_sent = CancellationToken::new();
-        if body.is_end_stream() {
-            body_sent.cancel();
-        }
         let body = Metered::new(
             body,
             meter.clone(),
