@@ -14,6 +14,7 @@ use crate::front::redirect::Redirect;
 use crate::identity::{Identities, LoadError};
 use crate::listeners::https::{self, ServeOptions};
 use crate::listeners::tls::{self, Certificates, TlsError};
+use crate::listeners::workers::Workers;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::runtime::RuntimeError;
@@ -42,6 +43,16 @@ pub enum ServeError {
     /// The certificate could not be read or made.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// The connection worker threads could not be started.
+    #[error(
+        "cannot start {count} connection worker threads: {source}; lower `[https] workers` or raise the process's thread limit"
+    )]
+    Workers {
+        /// How many were asked for (0: one per core).
+        count: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A listen address could not be bound.
     #[error(
         "cannot listen on {addr} (`{key}`): {source}; choose a free address or stop what holds it"
@@ -134,13 +145,19 @@ pub async fn run(
         config.scheduler.ready_timeout,
     )
     .with_login_url(config.https.login_url.clone());
+    let count = config.https.workers.unwrap_or(0);
+    let workers = Workers::start(count).map_err(|source| ServeError::Workers { count, source })?;
+    let options = ServeOptions {
+        workers: Some(workers.clone()),
+        ..ServeOptions::default()
+    };
     let https_addr = listeners.https.local_addr().ok();
     let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
     let http_task = listeners
         .http
         .zip(config.http.as_ref())
         .map(|(listener, http)| {
-            let options = ServeOptions::default();
+            let options = options.clone();
             let shutdown = shutdown.clone();
             match http.mode {
                 HttpMode::Redirect => {
@@ -159,7 +176,7 @@ pub async fn run(
         listeners.https,
         Some(tls::server_config(&certificates)),
         front,
-        ServeOptions::default(),
+        options,
         shutdown.clone(),
     ));
     let reloader = tokio::spawn(reload_on_sighup(Arc::new(certificates), shutdown.clone()));
@@ -177,6 +194,7 @@ pub async fn run(
         https = ?https_addr,
         http = ?http_addr,
         http_mode = config.http.as_ref().map(|h| h.mode.as_str()),
+        workers = workers.count(),
         "orca is running"
     );
     shutdown.cancelled().await;

@@ -13,6 +13,7 @@ use hyper_util::rt::TokioIo;
 use orca::config::TlsFiles;
 use orca::listeners::https::{self, Body, ConnInfo, Handler, ServeOptions};
 use orca::listeners::tls::{Certificates, server_config};
+use orca::listeners::workers::Workers;
 use rustls::pki_types::ServerName;
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -39,6 +40,10 @@ impl Handler for Echo {
         }
         if req.uri().path() == "/slow" {
             tokio::time::sleep(self.slow).await;
+        }
+        if req.uri().path() == "/thread" {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            return hyper::Response::new(https::full(name));
         }
         let alpn = conn
             .alpn
@@ -123,6 +128,14 @@ fn fast() -> ServeOptions {
         handshake_timeout: Duration::from_millis(300),
         drain_timeout: Duration::from_secs(3),
         ..ServeOptions::default()
+    }
+}
+
+/// `options` with connections served on two worker threads.
+fn on_workers(options: ServeOptions) -> ServeOptions {
+    ServeOptions {
+        workers: Some(Workers::start(2).expect("worker threads start")),
+        ..options
     }
 }
 
@@ -548,13 +561,22 @@ async fn max_connections_makes_the_next_client_wait() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_an_in_flight_response_finish() {
-    let state = tempfile::tempdir().unwrap();
+    graceful_shutdown(fast()).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_connections_on_workers_too() {
+    graceful_shutdown(on_workers(fast())).await;
+}
+
+async fn graceful_shutdown(options: ServeOptions) {
+    let state = tempfile::tempdir().expect("a temporary directory");
     let certs = self_signed(state.path());
     let handler = Echo {
         slow: Duration::from_millis(500),
         ..Echo::default()
     };
-    let server = start(Some(&certs), handler, fast()).await;
+    let server = start(Some(&certs), handler, options).await;
     let addr = server.addr;
     let slow =
         tokio::spawn(
@@ -567,7 +589,10 @@ async fn graceful_shutdown_lets_an_in_flight_response_finish() {
     .await;
     let stopping = Instant::now();
     server.shutdown.cancel();
-    let body = slow.await.unwrap().unwrap();
+    let body = slow
+        .await
+        .expect("the request task")
+        .expect("the slow request answers");
     assert_eq!(
         body,
         "GET /slow HTTP/2.0 alpn=h2 sni=demo.localhost tls=true"
@@ -575,7 +600,7 @@ async fn graceful_shutdown_lets_an_in_flight_response_finish() {
     tokio::time::timeout(Duration::from_secs(3), server.task)
         .await
         .expect("serve should return once drained")
-        .unwrap();
+        .expect("the serve task");
     assert!(stopping.elapsed() < Duration::from_secs(2));
     // Nothing listens any more.
     assert!(TcpStream::connect(addr).await.is_err());
@@ -583,22 +608,67 @@ async fn graceful_shutdown_lets_an_in_flight_response_finish() {
 
 #[tokio::test]
 async fn upgrades_pass_through_as_raw_bytes() {
-    let state = tempfile::tempdir().unwrap();
+    upgrade_echo(fast()).await;
+}
+
+#[tokio::test]
+async fn upgrades_pass_through_on_workers_too() {
+    upgrade_echo(on_workers(fast())).await;
+}
+
+async fn upgrade_echo(options: ServeOptions) {
+    let state = tempfile::tempdir().expect("a temporary directory");
     let certs = self_signed(state.path());
-    let server = start(Some(&certs), Echo::default(), fast()).await;
-    let ca = certs.self_signed_path().unwrap();
+    let server = start(Some(&certs), Echo::default(), options).await;
+    let ca = certs.self_signed_path().expect("the generated certificate");
     let mut tls = tls_stream(server.addr, &ca, "demo.localhost").await;
     tls.write_all(
         b"GET /ws HTTP/1.1\r\nHost: demo.localhost\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
     )
     .await
-    .unwrap();
+    .expect("write the upgrade request");
     let head = read_head(&mut tls).await;
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    tls.write_all(b"ping").await.unwrap();
+    tls.write_all(b"ping")
+        .await
+        .expect("write to the upgraded stream");
     let mut echoed = [0u8; 4];
-    tls.read_exact(&mut echoed).await.unwrap();
+    tls.read_exact(&mut echoed).await.expect("read the echo");
     assert_eq!(&echoed, b"ping");
+    server.shutdown.cancel();
+    server.task.await.expect("the serve task");
+}
+
+#[tokio::test]
+async fn connections_are_served_on_the_workers_spread_by_load() {
+    let state = tempfile::tempdir().unwrap();
+    let certs = self_signed(state.path());
+    let workers = Workers::start(2).expect("worker threads start");
+    let options = ServeOptions {
+        workers: Some(workers.clone()),
+        ..fast()
+    };
+    let server = start(Some(&certs), Echo::default(), options).await;
+    let ca = certs.self_signed_path().unwrap();
+    let mut clients = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..4 {
+        let mut client = hyper_client(server.addr, &ca, "demo.localhost").await;
+        threads.push(get(&mut client, "/thread").await);
+        clients.push(client);
+    }
+    threads.sort();
+    // Each new connection goes to the worker serving the fewest: two each.
+    assert_eq!(
+        threads,
+        ["orca-conn-0", "orca-conn-0", "orca-conn-1", "orca-conn-1"]
+    );
+    assert_eq!(workers.loads(), [2, 2]);
+    drop(clients);
+    wait_until("the closed connections to leave their workers", || {
+        workers.loads() == [0, 0]
+    })
+    .await;
     server.shutdown.cancel();
     server.task.await.unwrap();
 }

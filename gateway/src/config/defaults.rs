@@ -114,6 +114,7 @@ pub(super) fn embedded() -> Config {
             tls: None,
             login_url: None,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            workers: None,
         },
         http: None,
         ssh: SshConfig {

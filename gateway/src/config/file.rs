@@ -95,6 +95,7 @@ pub(super) struct FileHttps {
     pub(super) key: Option<String>,
     pub(super) login_url: Option<String>,
     pub(super) response_timeout: Option<String>,
+    pub(super) workers: Option<i64>,
 }
 
 /// `[http]`
@@ -423,7 +424,7 @@ timeout = "2s"                  # per call; memory_mb = 64 likewise
     #[rustfmt::skip]
     const KEYS: &[(&str, &str)] = &[
         ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "resolver"),
-        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"), ("[https]", "response_timeout"),
+        ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"), ("[https]", "response_timeout"), ("[https]", "workers"),
         ("[http]", "listen"), ("[http]", "mode"), ("[http]", "trusted_proxies"),
         ("[ssh]", "listen"), ("[ssh]", "host_keys"),
         ("[admin]", "listen"),

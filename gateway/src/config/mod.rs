@@ -62,6 +62,9 @@ pub struct HttpsConfig {
     pub login_url: Option<String>,
     /// Longest wait for a container's response once it has the whole request (then 504).
     pub response_timeout: Duration,
+    /// Threads serving client connections (of this listener and `[http]`'s); `None`: one per
+    /// CPU core.
+    pub workers: Option<usize>,
 }
 
 /// A PEM certificate chain and its private key.

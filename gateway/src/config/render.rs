@@ -40,6 +40,10 @@ pub(super) fn render(c: &Config) -> String {
         "response_timeout = {}",
         duration(c.https.response_timeout)
     ));
+    match c.https.workers {
+        Some(n) => line(format!("workers = {n}")),
+        None => line("# workers unset: one connection thread per CPU core".into()),
+    }
     match &c.https.login_url {
         Some(url) => line(format!("login_url = {}", string(url))),
         None => line("# login_url unset: the login form, when a resolver checks passwords".into()),
@@ -206,6 +210,7 @@ cert = "tls.crt"
 key = "tls.key"
 login_url = "https://sso.example.org/login?next={url}"
 response_timeout = "5m"
+workers = 4
 [http]
 listen = "[::]:80"
 mode = "serve"

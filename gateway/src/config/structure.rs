@@ -288,7 +288,9 @@ fn example(key: &str) -> Option<&'static str> {
         "login_url" => r#"a string such as `"https://sso.example.org/login?next={url}"`"#,
         "mode" => r#"`"redirect"` or `"serve"`"#,
         "trusted_proxies" => r#"an array of addresses or blocks such as `["10.0.0.0/8"]`"#,
-        "launch_parallelism" | "launch_attempts" | "max_containers" => "a whole number such as `4`",
+        "launch_parallelism" | "launch_attempts" | "max_containers" | "workers" => {
+            "a whole number such as `4`"
+        }
         "memory_mb" => "a whole number such as `64`",
         "reuse" | "concurrency" => "a whole number such as `16`",
         "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" | "cache_max"
@@ -396,7 +398,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "key `https.certificate` = `x.crt`: unknown key in `[https]`: did you mean `cert`? \
-             accepted keys: `listen`, `cert`, `key`, `login_url`, `response_timeout` (line 5)"
+             accepted keys: `listen`, `cert`, `key`, `login_url`, `response_timeout`, `workers` (line 5)"
         );
 
         let e = &errors("colour = 1\n")[0];

@@ -36,6 +36,8 @@ const MAX_LAUNCH_PARALLELISM: i64 = 1024;
 const MAX_LAUNCH_ATTEMPTS: i64 = 100;
 /// Largest `max_containers`.
 const MAX_CONTAINERS: i64 = 100_000;
+/// `[https] workers`: threads beyond the cores only add switching; 1024 is far past any host.
+const MAX_WORKERS: i64 = 1024;
 
 /// Turns what the file says into a [`Config`]: defaults for absent keys, relative paths
 /// resolved against `base_dir`, and every bad value reported.
@@ -163,11 +165,15 @@ impl Check<'_> {
             h.response_timeout,
             defaults::DEFAULT_RESPONSE_TIMEOUT,
         );
+        let workers = h
+            .workers
+            .map(|n| self.count("https.workers", Some(n), 1, MAX_WORKERS));
         HttpsConfig {
             listen: self.listen("https.listen", h.listen, defaults::DEFAULT_HTTPS_LISTEN),
             tls,
             login_url,
             response_timeout,
+            workers,
         }
     }
 
@@ -688,6 +694,8 @@ mod tests {
         ("[http]\nmode = \"serve\"\ntrusted_proxies = [\"lb.internal\"]", "http.trusted_proxies[0]", "lb.internal", "such as `10.0.0.5` or `10.0.0.0/8`"),
         ("[http]\ntrusted_proxies = [\"10.0.0.1\"]", "http.trusted_proxies", "10.0.0.1", "only applies with `mode = \"serve\"`"),
         ("[https]\nresponse_timeout = \"0s\"", "https.response_timeout", "0s", "longer than zero"),
+        ("[https]\nworkers = 0", "https.workers", "0", "from 1 to 1024"),
+        ("[https]\nworkers = \"auto\"", "https.workers", "auto", "a whole number"),
         ("[https]\nresponse_timeout = \"soon\"", "https.response_timeout", "soon", "not a duration"),
         ("[https]\nlogin_url = \"/login\"", "https.login_url", "/login", "not an absolute"),
         ("[https]\nlogin_url = \"https:///login\"", "https.login_url", "https:///login", "has no host"),

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::prefixed::Prefixed;
+use super::workers::Workers;
 
 /// How many connections are served at once unless configured.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -127,6 +128,9 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// After shutdown, for in-flight requests to finish before connections are closed.
     pub drain_timeout: Duration,
+    /// Where connections are served: on these worker threads, or (`None`) as tasks of the
+    /// runtime running [`serve`].
+    pub workers: Option<Arc<Workers>>,
 }
 
 impl Default for ServeOptions {
@@ -136,6 +140,7 @@ impl Default for ServeOptions {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            workers: None,
         }
     }
 }
@@ -165,6 +170,7 @@ pub async fn serve<H: Handler>(
     let permits = Arc::new(Semaphore::new(server.options.max_connections.max(1)));
     let tracker = TaskTracker::new();
     let local = listener.local_addr().ok();
+    let workers = server.options.workers.clone();
     tracing::info!(addr = ?local, tls = server.tls.is_some(), "listening");
     loop {
         // The permit comes first: at the limit, new clients wait in the backlog rather than
@@ -188,7 +194,27 @@ pub async fn serve<H: Handler>(
         };
         let server = server.clone();
         let guard = ConnGuard(Arc::new((permit, tracker.token())));
-        tracker.spawn(async move { server.connection(stream, peer, guard).await });
+        let Some(workers) = &workers else {
+            tracker.spawn(async move { server.connection(stream, peer, guard).await });
+            continue;
+        };
+        // A socket belongs to the runtime whose reactor registered it: deregister it here and
+        // register it again on the worker, so its readiness wakes that thread alone.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "connection gone before it was served");
+                continue;
+            }
+        };
+        workers.spawn(tracker.track_future(async move {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => server.connection(stream, peer, guard).await,
+                Err(error) => {
+                    tracing::warn!(%peer, %error, "cannot serve a connection on a worker")
+                }
+            }
+        }));
     }
     drop(listener);
     tracker.close();

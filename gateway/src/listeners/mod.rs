@@ -3,6 +3,7 @@
 
 pub mod https;
 pub mod tls;
+pub mod workers;
 
 mod prefixed;
 mod san;

@@ -24,8 +24,8 @@ pub(super) enum Direction {
 /// It may hold the caller's `keep` (a scheduler lease) until the body ends or is dropped, so a
 /// long download keeps the session open for exactly as long as it runs. When the session ends
 /// (`ended`), the body fails at once rather than wait for a peer that may be gone.
-pub(super) struct Metered {
-    inner: Incoming,
+pub(super) struct Metered<B = Incoming> {
+    inner: B,
     meter: Meter,
     direction: Direction,
     keep: Option<Box<dyn Any + Send + Sync>>,
@@ -34,9 +34,9 @@ pub(super) struct Metered {
     done: Option<CancellationToken>,
 }
 
-impl Metered {
+impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> Metered<B> {
     pub(super) fn new(
-        inner: Incoming,
+        inner: B,
         meter: Meter,
         direction: Direction,
         keep: Option<Box<dyn Any + Send + Sync>>,
@@ -68,7 +68,7 @@ impl Metered {
 #[error("the session ended (its container stopped or a limit ended it) while a body was streaming")]
 pub(super) struct SessionEnded;
 
-impl HttpBody for Metered {
+impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> HttpBody for Metered<B> {
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -122,7 +122,7 @@ impl HttpBody for Metered {
     }
 }
 
-impl std::fmt::Debug for Metered {
+impl<B> std::fmt::Debug for Metered<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Metered")
             .field("direction", &self.direction)

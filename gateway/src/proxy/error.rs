@@ -1,7 +1,6 @@
 //! Why forwarding a request failed, and whose fault it was.
 
 use std::error::Error as StdError;
-use std::io;
 use std::net::SocketAddr;
 
 use crate::error::ErrorSource;
@@ -96,25 +95,16 @@ impl ProxyError {
         }
     }
 
-    /// Classifies an error of the pooled client sending a request to `addr`.
-    pub(super) fn from_client(addr: SocketAddr, err: hyper_util::client::legacy::Error) -> Self {
-        if let Some(gone) = find::<ClientBodyError>(&err) {
+    /// Classifies an error of sending a request to the container at `addr`.
+    pub(super) fn from_hyper(addr: SocketAddr, err: &hyper::Error) -> Self {
+        if let Some(gone) = find::<ClientBodyError>(err) {
             return ProxyError::ClientGone {
                 reason: gone.0.to_string(),
             };
         }
-        if err.is_connect() {
-            if find::<io::Error>(&err).is_some_and(|e| e.kind() == io::ErrorKind::TimedOut) {
-                return ProxyError::ConnectTimeout { addr };
-            }
-            return ProxyError::Connect {
-                addr,
-                reason: innermost(&err),
-            };
-        }
         ProxyError::Upstream {
             addr,
-            reason: chain(&err),
+            reason: chain(err),
         }
     }
 }
@@ -135,15 +125,6 @@ fn find<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<
         next = e.source();
     }
     None
-}
-
-/// The last error of the chain: for a connect failure, the OS's words ("connection refused").
-fn innermost(err: &(dyn StdError + 'static)) -> String {
-    let mut last = err;
-    while let Some(next) = last.source() {
-        last = next;
-    }
-    last.to_string()
 }
 
 /// The whole chain, outermost first, because hyper's outer messages alone ("client error

@@ -18,14 +18,12 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_util::sync::CancellationToken;
 
 mod body;
 mod error;
 mod headers;
+mod pool;
 #[cfg(target_os = "linux")]
 mod splice;
 mod upgrade;
@@ -33,6 +31,7 @@ mod upgrade;
 pub use error::ProxyError;
 
 use body::{Direction, Metered};
+use pool::{Conn, Pool, PoolOptions, PooledBody, SendError};
 use upgrade::RelayCounters;
 
 /// A streamed body in either direction; errors are boxed so both sides' kinds fit.
@@ -144,26 +143,23 @@ pub struct RelayStats {
 /// Forwards requests to containers over a pool of HTTP/1.1 keep-alive connections.
 #[derive(Debug)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+    pool: Arc<Pool>,
     counters: Arc<RelayCounters>,
     zero_copy: bool,
     response_timeout: Duration,
 }
 
 impl Proxy {
-    /// Builds the proxy and its (initially empty) connection pool.
+    /// Builds the proxy and its (initially empty) connection pool. Called within a Tokio
+    /// runtime, it also starts the pool's sweeper of idle connections.
     pub fn new(options: ProxyOptions) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(options.connect_timeout));
-        // Interactive traffic (WebSocket frames, small API answers) must not wait for Nagle.
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(options.pool_idle_timeout)
-            .pool_max_idle_per_host(options.max_idle_per_host)
-            .build(connector);
+        let pool = Pool::new(PoolOptions {
+            connect_timeout: options.connect_timeout,
+            idle_timeout: options.pool_idle_timeout,
+            max_idle_per_host: options.max_idle_per_host,
+        });
         Self {
-            client,
+            pool,
             counters: Arc::default(),
             zero_copy: options.zero_copy,
             response_timeout: options.response_timeout,
@@ -197,7 +193,7 @@ impl Proxy {
 
         let (mut parts, body) = req.into_parts();
         let host = original_host(&parts, fwd)?;
-        parts.uri = origin_uri(addr, &parts.uri);
+        parts.uri = origin_form(std::mem::take(&mut parts.uri));
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
         headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
@@ -213,14 +209,14 @@ impl Proxy {
         .signal_end(body_sent.clone())
         .boxed();
 
-        let sent = self.client.request(Request::from_parts(parts, body));
+        let sent = self.exchange(addr, Request::from_parts(parts, body));
         let after = self.response_timeout;
         let silence = async {
             body_sent.cancelled().await;
             tokio::time::sleep(after).await;
         };
-        let mut resp = tokio::select! {
-            resp = sent => resp.map_err(|err| ProxyError::from_client(addr, err))?,
+        let (mut resp, conn) = tokio::select! {
+            sent = sent => sent?,
             () = ended.cancelled() => return Err(ProxyError::SessionEnded { addr }),
             () = silence => return Err(ProxyError::ResponseTimeout { addr, after }),
         };
@@ -230,9 +226,14 @@ impl Proxy {
                 return Err(ProxyError::UnaskedUpgrade { addr });
             };
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            // The connection hands its socket to the upgrade only when polled to its end.
+            let upstream = async move {
+                conn.finish().await;
+                upstream_upgrade.await
+            };
             tokio::spawn(upgrade::relay(
                 client_upgrade,
-                upstream_upgrade,
+                upstream,
                 meter,
                 keep,
                 self.counters.clone(),
@@ -249,8 +250,39 @@ impl Proxy {
 
         let (mut parts, body) = resp.into_parts();
         headers::rewrite_response(&mut parts.headers, false);
+        let body = PooledBody::new(body, conn, &self.pool);
         let body = Metered::new(body, meter, Direction::ToClient, Some(keep), ended).boxed();
         Ok(Response::from_parts(parts, body))
+    }
+
+    /// Sends `req` to `addr` on a pooled connection, or a new one; returns the response head
+    /// with the connection, which its body must keep polling.
+    ///
+    /// A pooled connection may have been closed by the container while idle: a request it
+    /// never took is sent again once, on a new connection.
+    async fn exchange(
+        &self,
+        addr: SocketAddr,
+        req: Request<Body>,
+    ) -> Result<(Response<Incoming>, Conn), ProxyError> {
+        let (mut conn, reused) = self.pool.checkout(addr).await?;
+        let req = match Pool::send(&mut conn, req).await {
+            Ok(resp) => return Ok((resp, conn)),
+            Err(SendError::Unsent(req, err)) if reused => {
+                tracing::debug!(%addr, %err, "pooled connection was closed; sending on a new one");
+                *req
+            }
+            Err(SendError::Unsent(_, err) | SendError::Failed(err)) => {
+                return Err(ProxyError::from_hyper(addr, &err));
+            }
+        };
+        let mut conn = self.pool.connect(addr).await?;
+        match Pool::send(&mut conn, req).await {
+            Ok(resp) => Ok((resp, conn)),
+            Err(SendError::Unsent(_, err) | SendError::Failed(err)) => {
+                Err(ProxyError::from_hyper(addr, &err))
+            }
+        }
     }
 
     /// How many upgraded streams took each relay path so far.
@@ -279,15 +311,14 @@ fn original_host(
     })
 }
 
-/// `http://addr` with the client's path and query.
-fn origin_uri(addr: SocketAddr, uri: &Uri) -> Uri {
-    let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let built = Uri::builder()
-        .scheme("http")
-        .authority(addr.to_string())
-        .path_and_query(path)
-        .build();
-    // An address and an already parsed path always make a valid URI; the fallback only keeps
-    // a would-be bug from panicking.
-    built.unwrap_or_else(|_| Uri::from_static("/"))
+/// The request target as sent to the container: the client's path and query (origin form),
+/// whatever form the client used (HTTP/2 requests carry scheme and authority in the URI).
+fn origin_form(uri: Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri;
+    }
+    match uri.path_and_query() {
+        Some(pq) => Uri::from(pq.clone()),
+        None => Uri::from_static("/"),
+    }
 }

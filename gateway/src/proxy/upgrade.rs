@@ -31,7 +31,7 @@ pub(super) struct RelayCounters {
 /// long as this task.
 pub(super) async fn relay(
     client: OnUpgrade,
-    upstream: OnUpgrade,
+    upstream: impl Future<Output = hyper::Result<Upgraded>>,
     meter: Meter,
     keep: Box<dyn Any + Send + Sync>,
     counters: Arc<RelayCounters>,
