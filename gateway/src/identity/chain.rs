@@ -84,6 +84,8 @@ pub enum IssueError {
 struct Cached {
     identity: Identity,
     until: Instant,
+    /// The question the resolver answered, for the `cached` count.
+    asked: Interface,
 }
 
 /// The loaded resolvers, in order.
@@ -412,6 +414,16 @@ impl Identities {
         question: impl Fn(&Plugin) -> Option<Question>,
     ) -> Decision {
         for (index, plugin) in self.plugins.iter().enumerate() {
+            // The cache first: an entry exists only where this resolver answered this very
+            // credential, and a hit must not pay for the question (a copy of the request).
+            if let Some((identity, asked)) = self.cached(index, key) {
+                self.count(plugin, asked, "cached");
+                return Decision::Allow {
+                    identity,
+                    resolver: plugin.name().to_string(),
+                    set_cookie: None,
+                };
+            }
             let Some(q) = (if interface == Interface::Ssh || plugin.exports().has(interface) {
                 question(plugin)
             } else {
@@ -419,14 +431,6 @@ impl Identities {
             }) else {
                 continue;
             };
-            if let Some(identity) = self.cached(index, key) {
-                self.count(plugin, q.interface(), "cached");
-                return Decision::Allow {
-                    identity,
-                    resolver: plugin.name().to_string(),
-                    set_cookie: None,
-                };
-            }
             let asked = q.interface();
             let verdict = match self.call(plugin, q).await {
                 Ok(Answer::Verdict(v)) => check_verdict(v, asked, plugin.exports().session),
@@ -439,7 +443,7 @@ impl Identities {
                     let keep = Duration::from_secs(u64::from(grant.cache_seconds))
                         .min(self.cache_max.get(index).copied().unwrap_or_default());
                     if !keep.is_zero() && grant.set_cookie.is_none() {
-                        self.remember(index, key, &grant.who, keep);
+                        self.remember(index, key, &grant.who, asked, keep);
                     }
                     return Decision::Allow {
                         identity: grant.who,
@@ -512,10 +516,10 @@ impl Identities {
             .inc();
     }
 
-    fn cached(&self, index: usize, key: [u8; 32]) -> Option<Identity> {
+    fn cached(&self, index: usize, key: [u8; 32]) -> Option<(Identity, Interface)> {
         let mut cache = self.lock_cache();
         match cache.get(&(index, key)) {
-            Some(c) if c.until > Instant::now() => Some(c.identity.clone()),
+            Some(c) if c.until > Instant::now() => Some((c.identity.clone(), c.asked)),
             Some(_) => {
                 cache.remove(&(index, key));
                 None
@@ -524,7 +528,14 @@ impl Identities {
         }
     }
 
-    fn remember(&self, index: usize, key: [u8; 32], identity: &Identity, keep: Duration) {
+    fn remember(
+        &self,
+        index: usize,
+        key: [u8; 32],
+        identity: &Identity,
+        asked: Interface,
+        keep: Duration,
+    ) {
         let mut cache = self.lock_cache();
         if cache.len() >= CACHE_ENTRIES {
             let now = Instant::now();
@@ -538,6 +549,7 @@ impl Identities {
             Cached {
                 identity: identity.clone(),
                 until: Instant::now() + keep,
+                asked,
             },
         );
     }

@@ -29,7 +29,13 @@ pub(super) struct Metered<B = Incoming> {
     meter: Meter,
     direction: Direction,
     keep: Option<Box<dyn Any + Send + Sync>>,
-    ended: Pin<Box<WaitForCancellationFutureOwned>>,
+    ended: CancellationToken,
+    /// Waits for `ended`; made only once the body waits or has already delivered a frame, so
+    /// that a body read in one poll (most answers: hyper stops at a known length) pays neither
+    /// its allocation nor its locks.
+    waiting: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// A frame has been handed on.
+    delivered: bool,
     /// Cancelled when the body has been read to its end.
     done: Option<CancellationToken>,
 }
@@ -47,19 +53,34 @@ impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> Metered<B> {
             meter,
             direction,
             keep,
-            ended: Box::pin(ended.cancelled_owned()),
+            ended,
+            waiting: None,
+            delivered: false,
             done: None,
         }
     }
 
-    /// Cancels `done` when the body has been read to its end; at once for a body that is
-    /// empty from the start, which hyper may never poll.
+    /// Cancels `done` when the body has been read to its end. A body empty from the start
+    /// may never be polled: the caller knows its end without asking.
     pub(super) fn signal_end(mut self, done: CancellationToken) -> Self {
-        if self.inner.is_end_stream() {
-            done.cancel();
-        }
         self.done = Some(done);
         self
+    }
+}
+
+impl<B> Metered<B> {
+    /// Whether the session has ended; registers `cx` to be woken when it does. Drops `keep`
+    /// when it has.
+    fn session_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        let ended = &self.ended;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(ended.clone().cancelled_owned()));
+        if waiting.as_mut().poll(cx).is_ready() {
+            self.keep = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -77,13 +98,18 @@ impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> HttpBody for Meter
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if this.ended.as_mut().poll(cx).is_ready() {
-            this.keep = None;
+        // After the first frame, every poll looks at the session's end first, so a body that
+        // keeps flowing is cut too.
+        if this.delivered && this.session_ended(cx) {
             return Poll::Ready(Some(Err(Box::new(SessionEnded))));
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_pending() && this.session_ended(cx) {
+            return Poll::Ready(Some(Err(Box::new(SessionEnded))));
+        }
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
+                this.delivered = true;
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     match this.direction {
@@ -128,5 +154,94 @@ impl<B> std::fmt::Debug for Metered<B> {
             .field("direction", &self.direction)
             .field("holding", &self.keep.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    /// A body with a frame always ready (`endless`), or never (`silent`).
+    struct Source {
+        endless: bool,
+    }
+
+    impl HttpBody for Source {
+        type Data = Bytes;
+        type Error = hyper::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+            if self.endless {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"chunk")))))
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+
+    fn metered(endless: bool, ended: &CancellationToken) -> (Metered<Source>, Arc<AtomicU64>) {
+        let counted = Arc::new(AtomicU64::new(0));
+        let meter_count = counted.clone();
+        let meter: Meter = Arc::new(move |_, to_client| {
+            meter_count.fetch_add(to_client, Ordering::Relaxed);
+        });
+        let keep: Box<dyn Any + Send + Sync> = Box::new(());
+        let body = Metered::new(
+            Source { endless },
+            meter,
+            Direction::ToClient,
+            Some(keep),
+            ended.clone(),
+        );
+        (body, counted)
+    }
+
+    #[tokio::test]
+    async fn a_body_read_in_one_poll_does_not_wait_on_the_session() {
+        let ended = CancellationToken::new();
+        let (mut body, counted) = metered(true, &ended);
+        let frame = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(frame.data_ref().map(Bytes::len), Some(5));
+        assert_eq!(counted.load(Ordering::Relaxed), 5);
+        assert!(
+            body.waiting.is_none(),
+            "no waiter was made for a single poll"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flowing_body_is_cut_when_the_session_ends() {
+        let ended = CancellationToken::new();
+        let (mut body, _) = metered(true, &ended);
+        body.frame().await.expect("a frame").expect("data");
+        ended.cancel();
+        let cut = body.frame().await.expect("an error frame");
+        let err = cut.expect_err("the session's end fails the body");
+        assert!(err.downcast_ref::<SessionEnded>().is_some(), "{err}");
+        assert!(body.keep.is_none(), "the lease is let go");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_body_wakes_when_the_session_ends() {
+        let ended = CancellationToken::new();
+        let (mut body, _) = metered(false, &ended);
+        let waiting = tokio::spawn(async move { body.frame().await.map(|f| f.is_err()) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "a silent body waits");
+        ended.cancel();
+        let failed = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the session's end")
+            .expect("the task");
+        assert_eq!(failed, Some(true));
     }
 }

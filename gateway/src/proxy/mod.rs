@@ -197,22 +197,27 @@ impl Proxy {
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
         headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
-        // The response timer starts once the request body has been sent whole.
-        let body_sent = CancellationToken::new();
-        let body = Metered::new(
+        // The response timer starts once the request body has been sent whole: at once when
+        // there is none (hyper may never poll an empty body).
+        let body_sent = (!hyper::body::Body::is_end_stream(&body)).then(CancellationToken::new);
+        let mut body = Metered::new(
             body,
             meter.clone(),
             Direction::ToContainer,
             None,
             ended.clone(),
-        )
-        .signal_end(body_sent.clone())
-        .boxed();
+        );
+        if let Some(done) = &body_sent {
+            body = body.signal_end(done.clone());
+        }
+        let body = body.boxed();
 
         let sent = self.exchange(addr, Request::from_parts(parts, body));
         let after = self.response_timeout;
         let silence = async {
-            body_sent.cancelled().await;
+            if let Some(sent) = &body_sent {
+                sent.cancelled().await;
+            }
             tokio::time::sleep(after).await;
         };
         let (mut resp, conn) = tokio::select! {
