@@ -42,23 +42,27 @@ impl Workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let stop = CancellationToken::new();
-        let mut workers = Vec::with_capacity(count);
+        // Built up in place, so that a failure half way stops the threads already started
+        // (dropping `this` cancels `stop`).
+        let mut this = Self {
+            workers: Vec::with_capacity(count),
+            stop: CancellationToken::new(),
+        };
         for i in 0..count {
             let runtime = Builder::new_current_thread().enable_all().build()?;
             let handle = runtime.handle().clone();
-            let stopped = stop.clone();
+            let stopped = this.stop.clone();
             std::thread::Builder::new()
                 .name(format!("orca-conn-{i}"))
                 // The runtime is dropped on its own thread, outside any async context, once
                 // the workers are stopped.
                 .spawn(move || runtime.block_on(stopped.cancelled_owned()))?;
-            workers.push(Worker {
+            this.workers.push(Worker {
                 handle,
                 load: Arc::default(),
             });
         }
-        Ok(Arc::new(Self { workers, stop }))
+        Ok(Arc::new(this))
     }
 
     /// How many worker threads run.
@@ -130,5 +134,54 @@ impl Load {
 impl Drop for Load {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Names of this process's threads, from /proc.
+    fn thread_names() -> Vec<String> {
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return Vec::new();
+        };
+        tasks
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn dropping_the_workers_stops_their_threads() {
+        let workers = Workers::start(3).expect("worker threads start");
+        assert_eq!(workers.count(), 3);
+        let (done, finished) = std::sync::mpsc::channel();
+        workers.spawn(async move {
+            let _ = done.send(std::thread::current().name().map(str::to_string));
+        });
+        let ran_on = finished
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the task ran");
+        assert!(ran_on.is_some_and(|n| n.starts_with("orca-conn-")));
+        drop(workers);
+        // No other unit test starts workers: a third worker thread left means ours still run.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let left = thread_names()
+                .iter()
+                .filter(|n| n.as_str() == "orca-conn-2")
+                .count();
+            if left == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker threads still run"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
