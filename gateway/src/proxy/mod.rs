@@ -268,24 +268,21 @@ impl Proxy {
     async fn exchange(
         &self,
         addr: SocketAddr,
-        req: Request<Body>,
+        mut req: Request<Body>,
     ) -> Result<(Response<Incoming>, Conn), ProxyError> {
-        let (mut conn, reused) = self.pool.checkout(addr).await?;
-        let req = match Pool::send(&mut conn, req).await {
-            Ok(resp) => return Ok((resp, conn)),
-            Err(SendError::Unsent(req, err)) if reused => {
-                tracing::debug!(%addr, %err, "pooled connection was closed; sending on a new one");
-                *req
-            }
-            Err(SendError::Unsent(_, err) | SendError::Failed(err)) => {
-                return Err(ProxyError::from_hyper(addr, &err));
-            }
-        };
-        let mut conn = self.pool.connect(addr).await?;
-        match Pool::send(&mut conn, req).await {
-            Ok(resp) => Ok((resp, conn)),
-            Err(SendError::Unsent(_, err) | SendError::Failed(err)) => {
-                Err(ProxyError::from_hyper(addr, &err))
+        let (mut conn, mut reused) = self.pool.checkout(addr).await?;
+        loop {
+            match conn.send(req).await {
+                Ok(resp) => return Ok((resp, conn)),
+                Err(SendError::Unsent(unsent, err)) if reused => {
+                    tracing::debug!(%addr, %err, "pooled connection was closed; sending on a new one");
+                    req = *unsent;
+                    conn = self.pool.connect(addr).await?;
+                    reused = false;
+                }
+                Err(SendError::Unsent(_, err) | SendError::Failed(err)) => {
+                    return Err(ProxyError::from_hyper(addr, &err));
+                }
             }
         }
     }

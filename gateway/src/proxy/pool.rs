@@ -1,12 +1,13 @@
 //! Keep-alive HTTP/1.1 connections to containers, driven by the task that uses them.
 //!
-//! Why not hyper-util's pooled client: it runs every connection in a task of its own, so each
-//! request crossed tasks twice (handed to the connection's task, its answer handed back) and
-//! the body once per frame. Under load on two cores those cross-thread wake-ups were the
-//! largest single cost in a profile of `orca serve` (BENCHMARKS.md). Here the request's own
-//! task polls the connection: [`Pool::send`] while it waits for the response head, then the
-//! response body ([`PooledBody`]) while it streams, which hands the connection back to the
-//! pool once the body has ended. A connection is only ever polled by one task at a time.
+//! Why not hyper-util's pooled client: it runs every connection in a task of its own, spawned
+//! wherever the connection was opened, so a request could hand its exchange to another
+//! thread and wait for the answer to come back. Here the request's own task polls the
+//! connection: [`Conn::send`] while it waits for the response head, then the response body
+//! ([`PooledBody`]) while it streams, which hands the connection back to the pool once the
+//! body has ended. With the connection workers that keeps a request and its container
+//! connection on one thread (alone, on the multi-threaded runtime, it measured no faster:
+//! BENCHMARKS.md). A connection is only ever polled by one task at a time.
 //!
 //! An idle connection is nobody's to poll, so a close by the container goes unnoticed until
 //! the connection is next looked at: when it is taken from the pool (it is polled once then,
@@ -39,11 +40,10 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 /// One keep-alive connection to a container.
 pub(super) struct Conn {
     send: SendRequest<Body>,
-    /// In a mutex only to be `Sync`, as response bodies must be: the connection is only ever
-    /// reached through `&mut`, where `Mutex::get_mut` takes no lock.
-    driver: Mutex<Driver>,
-    /// The driver has completed; it must not be polled again.
-    finished: bool,
+    /// `None` once the connection has ended: a completed driver is dropped, never polled
+    /// again. In a mutex only to be `Sync`, as response bodies must be: the connection is only
+    /// ever reached through `&mut`, where `Mutex::get_mut` takes no lock.
+    driver: Mutex<Option<Driver>>,
     addr: SocketAddr,
     /// The thread that opened the connection. On a connection worker (a single-threaded
     /// runtime) that is the reactor its socket is registered with, whose thread every
@@ -53,22 +53,26 @@ pub(super) struct Conn {
 
 impl Conn {
     /// Moves the connection's I/O along; true once it has closed (or been upgraded).
+    ///
+    /// An ended connection's driver is dropped at once: that fails a request still queued on
+    /// it and hands the request back (see [`Conn::send`]).
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.finished
-            && let Poll::Ready(result) = self
-                .driver
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_mut()
-                .poll(cx)
-        {
-            self.finished = true;
-            if let Err(err) = result {
-                // Whoever had a request on it gets the same error from hyper.
-                tracing::debug!(addr = %self.addr, %err, "connection to the container ended");
-            }
+        let driver = self
+            .driver
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(running) = driver else {
+            return true;
+        };
+        let Poll::Ready(result) = running.as_mut().poll(cx) else {
+            return false;
+        };
+        *driver = None;
+        if let Err(err) = result {
+            // Whoever had a request on it gets the same error from hyper.
+            tracing::debug!(addr = %self.addr, %err, "connection to the container ended");
         }
-        self.finished
+        true
     }
 
     /// Whether the connection can take a new request now: open, and idle.
@@ -78,6 +82,30 @@ impl Conn {
     fn reusable(&mut self) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         !self.drive(&mut cx) && self.send.is_ready()
+    }
+
+    /// Sends `req`, polling the connection until the response head arrives.
+    pub(super) async fn send(
+        &mut self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let mut sent = pin!(self.send.try_send_request(req));
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = sent.as_mut().poll(cx) {
+                return Poll::Ready(result);
+            }
+            if !self.drive(cx) {
+                return Poll::Pending;
+            }
+            // The connection ended without answering. A request it had taken has been failed
+            // by now; one still queued was failed and handed back when its driver was dropped.
+            sent.as_mut().poll(cx)
+        })
+        .await
+        .map_err(|mut err| match err.take_message() {
+            Some(req) => SendError::Unsent(Box::new(req), err.into_error()),
+            None => SendError::Failed(err.into_error()),
+        })
     }
 
     /// Polls the connection to its end: after a `101`, that is when it hands over its socket.
@@ -93,7 +121,7 @@ impl Conn {
     }
 }
 
-/// Why [`Pool::send`] failed.
+/// Why [`Conn::send`] failed.
 pub(super) enum SendError {
     /// The connection closed before it took the request, which comes back unsent: a pooled
     /// connection the container closed while it was idle. Safe to send again elsewhere.
@@ -105,6 +133,13 @@ pub(super) enum SendError {
 struct Idle {
     conn: Conn,
     since: Instant,
+}
+
+impl Idle {
+    /// Still worth keeping at `now`: within the idle timeout, open and idle.
+    fn usable(&mut self, now: Instant, timeout: Duration) -> bool {
+        now.duration_since(self.since) < timeout && self.conn.reusable()
+    }
 }
 
 /// Tuning for [`Pool::new`].
@@ -162,9 +197,7 @@ impl Pool {
                     .rposition(|e| e.conn.home == here)
                     .unwrap_or(list.len() - 1);
                 let mut entry = list.remove(at);
-                if now.duration_since(entry.since) < self.options.idle_timeout
-                    && entry.conn.reusable()
-                {
+                if entry.usable(now, self.options.idle_timeout) {
                     found = Some(entry.conn);
                     break;
                 }
@@ -195,35 +228,9 @@ impl Pool {
             .map_err(|err| ProxyError::from_hyper(addr, &err))?;
         Ok(Conn {
             send,
-            driver: Mutex::new(Box::pin(conn.with_upgrades())),
-            finished: false,
+            driver: Mutex::new(Some(Box::pin(conn.with_upgrades()))),
             addr,
             home: std::thread::current().id(),
-        })
-    }
-
-    /// Sends `req` on `conn`, polling the connection until the response head arrives.
-    pub(super) async fn send(
-        conn: &mut Conn,
-        req: Request<Body>,
-    ) -> Result<Response<Incoming>, SendError> {
-        let mut sent = pin!(conn.send.try_send_request(req));
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(result) = sent.as_mut().poll(cx) {
-                return Poll::Ready(result);
-            }
-            if !conn.drive(cx) {
-                return Poll::Pending;
-            }
-            // The connection ended without answering. A request it had taken has been failed
-            // by now; one still queued is failed, and handed back, when the connection goes.
-            conn.driver = Mutex::new(Box::pin(std::future::ready(Ok(()))));
-            sent.as_mut().poll(cx)
-        })
-        .await
-        .map_err(|mut err| match err.take_message() {
-            Some(req) => SendError::Unsent(Box::new(req), err.into_error()),
-            None => SendError::Failed(err.into_error()),
         })
     }
 
@@ -253,17 +260,14 @@ impl Pool {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let timeout = self.options.idle_timeout;
             idle.retain(|_, list| {
-                let closed = |entry: &mut Idle| {
-                    now.duration_since(entry.since) >= timeout || !entry.conn.reusable()
-                };
-                stale.extend(list.extract_if(.., closed));
+                stale.extend(list.extract_if(.., |entry| !entry.usable(now, timeout)));
                 !list.is_empty()
             });
         }
         drop(stale);
     }
 
-    /// Idle connections held for `addr` (for tests and the sweep's checks).
+    /// Idle connections held for `addr`.
     #[cfg(test)]
     fn idle_count(&self, addr: SocketAddr) -> usize {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -416,7 +420,7 @@ mod tests {
         sock: &mut TcpStream,
         response: &[u8],
     ) -> PooledBody {
-        let (resp, ()) = tokio::join!(Pool::send(&mut conn, get()), answer(sock, response));
+        let (resp, ()) = tokio::join!(conn.send(get()), answer(sock, response));
         let Ok(resp) = resp else {
             panic!("the request failed")
         };
@@ -482,7 +486,7 @@ mod tests {
         let (mut conn, _) = pool.checkout(addr).await.expect("connect");
         drop(listener.accept().await.expect("accept"));
         let_close_arrive().await;
-        let sent = tokio::time::timeout(Duration::from_secs(5), Pool::send(&mut conn, get()));
+        let sent = tokio::time::timeout(Duration::from_secs(5), conn.send(get()));
         match sent
             .await
             .expect("a closed connection fails the request at once")
