@@ -19,6 +19,16 @@ pub(super) enum Direction {
     ToClient,
 }
 
+impl Direction {
+    /// Reports `n` bytes moved this way.
+    pub(super) fn record(self, meter: &Meter, n: u64) {
+        match self {
+            Direction::ToContainer => meter(n, 0),
+            Direction::ToClient => meter(0, n),
+        }
+    }
+}
+
 /// Streams an incoming body frame by frame, reporting each data frame's size to the meter.
 ///
 /// It may hold the caller's `keep` (a scheduler lease) until the body ends or is dropped, so a
@@ -111,11 +121,7 @@ impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> HttpBody for Meter
             Poll::Ready(Some(Ok(frame))) => {
                 this.delivered = true;
                 if let Some(data) = frame.data_ref() {
-                    let n = data.len() as u64;
-                    match this.direction {
-                        Direction::ToContainer => (this.meter)(n, 0),
-                        Direction::ToClient => (this.meter)(0, n),
-                    }
+                    this.direction.record(&this.meter, data.len() as u64);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

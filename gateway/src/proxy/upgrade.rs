@@ -148,10 +148,7 @@ impl AsyncRead for MeteredIo {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         let n = (buf.filled().len() - before) as u64;
         if n > 0 {
-            match self.direction {
-                Direction::ToContainer => (self.meter)(n, 0),
-                Direction::ToClient => (self.meter)(0, n),
-            }
+            self.direction.record(&self.meter, n);
         }
         polled
     }
