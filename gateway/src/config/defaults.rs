@@ -18,9 +18,10 @@ pub const DEFAULT_STATE_DIR: &str = ".orca";
 pub const DEFAULT_INSTANCE: &str = "orca";
 /// HTTPS on loopback port 8443.
 pub const DEFAULT_HTTPS_LISTEN: SocketAddr = loopback(8443);
+/// `[https] response_timeout`: how long a container may take to answer a whole request; the
+/// proxy's own default, so that the two cannot drift.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = crate::proxy::DEFAULT_RESPONSE_TIMEOUT;
 /// The plain HTTP listener, when an `[http]` table is present without `listen`.
-/// `[https] response_timeout`: how long a container may take to answer a whole request.
-pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_HTTP_LISTEN: SocketAddr = loopback(8080);
 /// SSH on loopback port 2222.
 pub const DEFAULT_SSH_LISTEN: SocketAddr = loopback(2222);
