@@ -48,7 +48,7 @@ pub enum ServeError {
         "cannot start {count} connection worker threads: {source}; lower `[https] workers` or raise the process's thread limit"
     )]
     Workers {
-        /// How many were asked for (0: one per core).
+        /// How many were to start.
         count: usize,
         /// The OS error.
         source: std::io::Error,
@@ -145,7 +145,7 @@ pub async fn run(
         config.scheduler.ready_timeout,
     )
     .with_login_url(config.https.login_url.clone());
-    let count = config.https.workers.unwrap_or(0);
+    let count = config.https.workers.unwrap_or_else(Workers::per_core);
     let workers = Workers::start(count).map_err(|source| ServeError::Workers { count, source })?;
     let options = ServeOptions {
         workers: Some(workers.clone()),

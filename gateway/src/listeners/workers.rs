@@ -35,13 +35,14 @@ struct Worker {
 }
 
 impl Workers {
-    /// Starts `count` worker threads (at least one), or one per available CPU core when
-    /// `count` is 0.
+    /// The default number of workers: one per available CPU core.
+    pub fn per_core() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+
+    /// Starts `count` worker threads (at least one).
     pub fn start(count: usize) -> io::Result<Arc<Self>> {
-        let count = match count {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
-            n => n,
-        };
+        let count = count.max(1);
         // Built up in place, so that a failure half way stops the threads already started
         // (dropping `this` cancels `stop`).
         let mut this = Self {
