@@ -128,6 +128,11 @@ impl Cidr {
             && Cidr::normalise(ip, self.prefix) == Cidr::normalise(self.network, self.prefix)
     }
 
+    /// The longest prefix for `ip`'s family: 32 or 128.
+    fn max_prefix(ip: IpAddr) -> u8 {
+        if ip.is_ipv4() { 32 } else { 128 }
+    }
+
     /// `ip` with every bit past `prefix` cleared.
     fn normalise(ip: IpAddr, prefix: u8) -> IpAddr {
         match ip {
@@ -156,7 +161,7 @@ impl std::str::FromStr for Cidr {
         let network: IpAddr = addr
             .parse()
             .map_err(|_| format!("`{addr}` is not an IP address"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
+        let max = Cidr::max_prefix(network);
         let prefix = match prefix {
             None => max,
             Some(p) => p
@@ -178,8 +183,7 @@ impl std::str::FromStr for Cidr {
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let max = if self.network.is_ipv4() { 32 } else { 128 };
-        if self.prefix == max {
+        if self.prefix == Cidr::max_prefix(self.network) {
             write!(f, "{}", self.network)
         } else {
             write!(f, "{}/{}", self.network, self.prefix)
