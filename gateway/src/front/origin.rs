@@ -35,28 +35,29 @@ pub(crate) struct Origin {
     pub(crate) via_trusted: bool,
 }
 
+impl Origin {
+    /// The peer is the client, on the listener's own scheme; forwarded headers count for
+    /// nothing.
+    fn direct(peer: SocketAddr, proto: &'static str) -> Origin {
+        Origin {
+            client: peer,
+            peer: peer.ip(),
+            proto,
+            via_trusted: false,
+        }
+    }
+}
+
 impl Listener {
     /// The origin of a request from `peer` with `headers`.
     pub(crate) fn origin(&self, peer: SocketAddr, headers: &HeaderMap) -> Origin {
         let trusted = match self {
-            Listener::Tls => {
-                return Origin {
-                    client: peer,
-                    peer: peer.ip(),
-                    proto: "https",
-                    via_trusted: false,
-                };
-            }
+            Listener::Tls => return Origin::direct(peer, "https"),
             Listener::Plain { trusted } => trusted,
         };
         let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
         if !is_trusted(peer.ip()) {
-            return Origin {
-                client: peer,
-                peer: peer.ip(),
-                proto: "http",
-                via_trusted: false,
-            };
+            return Origin::direct(peer, "http");
         }
         // Walk the chain from the nearest hop: every trusted balancer appended the address it
         // saw, so the first untrusted one is the client. An entry that is not an address ends
