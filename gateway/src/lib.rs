@@ -19,13 +19,14 @@
 //!   API through bollard.
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
-//! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`] and [`error`].
+//! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`], [`signal`] and [`error`].
 
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod images;
 pub mod metrics;
+pub mod signal;
 pub mod units;
 
 pub mod listeners;

@@ -260,15 +260,17 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                             to_client.fetch_add(s, Ordering::SeqCst);
                         }),
                         keep: Box::new(KeepGuard(keeps)),
-                        ended: ended.clone(),
+                        ended: ended.clone().into(),
                     };
+                    let groups = ["dev".to_string(), "ops".to_string()];
+                    let strip = ["orca_session".to_string()];
                     let fwd = Forwarded {
-                        user: "alice".into(),
-                        groups: vec!["dev".into(), "ops".into()],
+                        user: "alice",
+                        groups: &groups,
                         client: peer.ip(),
                         proto: "http",
-                        host: "app.example".into(),
-                        strip_cookies: vec!["orca_session".into()],
+                        host: "app.example",
+                        strip_cookies: &strip,
                         trust_forwarded: options.trust_forwarded,
                     };
                     let resp = match proxy.forward(req, target, &fwd).await {

@@ -57,6 +57,8 @@ pub struct Gateway {
     pub scheduler: Scheduler,
     /// Holds back the engine's events from the scheduler while a test asks.
     pub events: EventGate,
+    /// The gateway's metrics, to see what the requests counted.
+    pub metrics: Metrics,
     shutdown: CancellationToken,
     _state: tempfile::TempDir,
     _cleanup: Cleanup,
@@ -173,7 +175,7 @@ async fn start(image: String) -> Gateway {
             },
             sweep_interval: Duration::from_millis(200),
         },
-        Arc::new(metrics),
+        Arc::new(metrics.clone()),
     )
     .await
     .expect("scheduler starts");
@@ -221,6 +223,7 @@ async fn start(image: String) -> Gateway {
         ca,
         scheduler,
         events,
+        metrics,
         shutdown,
         _state: state,
         _cleanup: Cleanup(instance),

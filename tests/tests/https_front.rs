@@ -206,6 +206,23 @@ async fn login_form_sets_the_session_cookie_and_logout_ends_it() {
     assert_eq!(app.line("X-Orca-User"), Some("carol"));
     assert_eq!(app.line("X-Orca-Groups"), Some("admins"));
     assert!(!app.body.contains("orca_session"), "{}", app.body);
+    // The cookie's answer is cached: the next request is identified from the headers alone.
+    let cached = |gw: &Gateway| {
+        gw.metrics
+            .render()
+            .lines()
+            .find(|l| {
+                l.starts_with("orca_resolver_calls_total")
+                    && l.contains("resolver=\"sessions\"")
+                    && l.contains("result=\"cached\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = cached(&gw);
+    let again = gw.curl(&image, "/cgi-bin/echo", &["-b", jar]).await;
+    assert_eq!(again.line("X-Orca-User"), Some("carol"), "{again:?}");
+    assert_eq!(cached(&gw), before + 1, "{}", gw.metrics.render());
 
     // Logout clears the cookie and the session is refused afterwards, even if replayed.
     let cookie_line = std::fs::read_to_string(jar).unwrap();

@@ -5,26 +5,31 @@ use hyper::header::{COOKIE, HeaderMap};
 
 /// Every `name=value` pair of every `Cookie` header, in order; quotes around a value removed.
 pub fn parse(headers: &HeaderMap) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for value in headers.get_all(COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
+    pairs(headers)
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// [`parse`] without copying: the pairs borrowed from the headers.
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
             let name = name.trim();
             if name.is_empty() || name.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                continue;
+                return None;
             }
             let value = value.trim();
             let value = value
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(value);
-            out.push((name.to_string(), value.to_string()));
-        }
-    }
-    out
+            Some((name, value))
+        })
 }
 
 /// A `Set-Cookie` value for the whole domain, with the attributes SPEC §6 fixes.

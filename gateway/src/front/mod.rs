@@ -27,7 +27,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::config::Cidr;
 use crate::error::ErrorSource;
-use crate::identity::{Client, Decision, HttpRequest, Identities, Identity};
+use crate::identity::{Client, Decision, HttpCredential, HttpRequest, Identities, Identity};
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
 use crate::scheduler::{Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
@@ -179,15 +179,22 @@ impl Front {
             return Err(FrontError::Foreign(host));
         }
         let origin = self.listener.origin(conn.peer, req.headers());
-        let view = self.identity_view(&req, &host, &route, origin.client);
-        let path = req.uri().path().to_string();
+        let view = || self.identity_view(&req, &host, &route, origin.client);
+        let path = req.uri().path();
         if path == LOGIN {
+            let view = view();
             return self.login(req, &view).await;
         }
         if path == LOGOUT {
-            return Ok(self.logout(&view).await);
+            return Ok(self.logout(&view()).await);
         }
-        let caller = match self.identify(&view).await? {
+        let credential = HttpCredential::new(
+            cookies::pairs(req.headers()),
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let caller = match self.identify(credential, view).await? {
             Some(caller) => caller,
             None if is_navigation(&req) => {
                 if let Some(url) = &self.login_url {
@@ -248,8 +255,12 @@ impl Front {
         }
     }
 
-    async fn identify(&self, view: &HttpRequest) -> Result<Option<Caller>, FrontError> {
-        match self.identities.http(view).await {
+    async fn identify(
+        &self,
+        credential: HttpCredential,
+        view: impl Fn() -> HttpRequest,
+    ) -> Result<Option<Caller>, FrontError> {
+        match self.identities.http_with(credential, view).await {
             Decision::Allow {
                 identity,
                 set_cookie,
@@ -357,15 +368,14 @@ impl Front {
             }));
         };
         let port = lease.spec.port.unwrap_or(80);
-        let strip = self.identities.session_cookie_names();
         let fwd = Forwarded {
-            user: who.id.clone(),
-            groups: who.groups.clone(),
+            user: &who.id,
+            groups: &who.groups,
             // The hop this gateway saw; a trusted balancer's chain already names the client.
             client: origin.peer,
             proto: origin.proto,
-            host: host.to_string(),
-            strip_cookies: strip,
+            host,
+            strip_cookies: self.identities.session_cookie_names(),
             trust_forwarded: origin.via_trusted,
         };
         let container_id = lease.container_id.clone();

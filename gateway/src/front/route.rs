@@ -19,19 +19,21 @@ const MAX_LABEL: usize = 63;
 
 /// Routes `host` (as the client sent it, possibly with a port) for `domain`.
 pub fn route(host: &str, domain: &str) -> Route {
-    let Some(name) = host_name(host) else {
+    let Some(name) = valid_host(host) else {
         return Route::Foreign;
     };
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    if name == domain {
+    // Compared without case and without copying: this runs on every request.
+    let domain = domain.trim_end_matches('.');
+    if name.eq_ignore_ascii_case(domain) {
         return Route::Index;
     }
-    let Some(label) = name
-        .strip_suffix(domain.as_str())
-        .and_then(|rest| rest.strip_suffix('.'))
-    else {
+    let Some(dot) = name.len().checked_sub(domain.len() + 1) else {
         return Route::Foreign;
     };
+    let (label, rest) = name.split_at(dot);
+    if !rest.starts_with('.') || !rest[1..].eq_ignore_ascii_case(domain) {
+        return Route::Foreign;
+    }
     let valid = !label.is_empty()
         && label.len() <= MAX_LABEL
         && !label.starts_with('-')
@@ -40,7 +42,7 @@ pub fn route(host: &str, domain: &str) -> Route {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid {
-        Route::Image(label.to_string())
+        Route::Image(label.to_ascii_lowercase())
     } else {
         Route::Foreign
     }
@@ -49,6 +51,11 @@ pub fn route(host: &str, domain: &str) -> Route {
 /// The host name of a `Host` value, lower case, without port or trailing dot; `None` when
 /// malformed (empty, bad port, IPv6 literal — images are never served on an address).
 pub fn host_name(host: &str) -> Option<String> {
+    valid_host(host).map(str::to_ascii_lowercase)
+}
+
+/// [`host_name`] in the case the client wrote it.
+fn valid_host(host: &str) -> Option<&str> {
     let host = host.trim();
     if host.is_empty() || host.starts_with('[') {
         return None;
@@ -70,7 +77,7 @@ pub fn host_name(host: &str) -> Option<String> {
     {
         return None;
     }
-    Some(name.to_ascii_lowercase())
+    Some(name)
 }
 
 #[cfg(test)]
@@ -103,6 +110,15 @@ mod tests {
         assert_eq!(
             route("notebook.orca.example.org", "orca.example.org"),
             Route::Image("notebook".into())
+        );
+        assert_eq!(
+            route("NoteBook.orca.example.org", "Orca.Example.ORG."),
+            Route::Image("notebook".into())
+        );
+        assert_eq!(route("ORCA.example.org.", "orca.example.org"), Route::Index);
+        assert_eq!(
+            route("x.rca.example.org", "orca.example.org"),
+            Route::Foreign
         );
     }
 

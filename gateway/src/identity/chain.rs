@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
@@ -84,8 +85,9 @@ pub enum IssueError {
 struct Cached {
     identity: Identity,
     until: Instant,
-    /// The question the resolver answered, for the `cached` count.
-    asked: Interface,
+    /// `resolver_calls{…, result="cached"}` for the question the resolver answered: a hit
+    /// counts on the handle instead of looking the label set up again.
+    hits: IntCounter,
 }
 
 /// The loaded resolvers, in order.
@@ -286,8 +288,8 @@ impl Identities {
     }
 
     /// The cookies the session resolvers use: never forwarded to a container.
-    pub fn session_cookie_names(&self) -> Vec<String> {
-        self.session_cookies.clone()
+    pub fn session_cookie_names(&self) -> &[String] {
+        &self.session_cookies
     }
 
     /// Whether some resolver checks passwords (the HTTPS login form is offered then).
@@ -306,9 +308,27 @@ impl Identities {
 
     /// Who sent this HTTPS request.
     pub async fn http(&self, request: &HttpRequest) -> Decision {
-        let key = http_key(request);
-        self.decide(Interface::Http, key, |_| {
-            Some(Question::Http(request.clone()))
+        let credential = HttpCredential::new(
+            request
+                .cookies
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+            request.header("authorization"),
+        );
+        self.http_with(credential, || request.clone()).await
+    }
+
+    /// Who sent an HTTPS request carrying `credential`. `view` builds the resolvers' copy of
+    /// the request; only a cache miss calls it (once), since the copy of every header it
+    /// makes was most of what a cache hit cost.
+    pub async fn http_with(
+        &self,
+        credential: HttpCredential,
+        view: impl Fn() -> HttpRequest,
+    ) -> Decision {
+        let built = std::sync::OnceLock::new();
+        self.decide(Interface::Http, credential.0, |_| {
+            Some(Question::Http(built.get_or_init(&view).clone()))
         })
         .await
     }
@@ -416,8 +436,7 @@ impl Identities {
         for (index, plugin) in self.plugins.iter().enumerate() {
             // The cache first: an entry exists only where this resolver answered this very
             // credential, and a hit must not pay for the question (a copy of the request).
-            if let Some((identity, asked)) = self.cached(index, key) {
-                self.count(plugin, asked, "cached");
+            if let Some(identity) = self.cached(index, key) {
                 return Decision::Allow {
                     identity,
                     resolver: plugin.name().to_string(),
@@ -443,7 +462,12 @@ impl Identities {
                     let keep = Duration::from_secs(u64::from(grant.cache_seconds))
                         .min(self.cache_max.get(index).copied().unwrap_or_default());
                     if !keep.is_zero() && grant.set_cookie.is_none() {
-                        self.remember(index, key, &grant.who, asked, keep);
+                        let hits = self.metrics.resolver_calls.with_label_values(&[
+                            plugin.name(),
+                            asked.as_str(),
+                            "cached",
+                        ]);
+                        self.remember(index, key, &grant.who, hits, keep);
                     }
                     return Decision::Allow {
                         identity: grant.who,
@@ -516,10 +540,14 @@ impl Identities {
             .inc();
     }
 
-    fn cached(&self, index: usize, key: [u8; 32]) -> Option<(Identity, Interface)> {
+    /// The answer cached for this credential, counted as a `cached` call.
+    fn cached(&self, index: usize, key: [u8; 32]) -> Option<Identity> {
         let mut cache = self.lock_cache();
         match cache.get(&(index, key)) {
-            Some(c) if c.until > Instant::now() => Some((c.identity.clone(), c.asked)),
+            Some(c) if c.until > Instant::now() => {
+                c.hits.inc();
+                Some(c.identity.clone())
+            }
             Some(_) => {
                 cache.remove(&(index, key));
                 None
@@ -533,7 +561,7 @@ impl Identities {
         index: usize,
         key: [u8; 32],
         identity: &Identity,
-        asked: Interface,
+        hits: IntCounter,
         keep: Duration,
     ) {
         let mut cache = self.lock_cache();
@@ -549,7 +577,7 @@ impl Identities {
             Cached {
                 identity: identity.clone(),
                 until: Instant::now() + keep,
-                asked,
+                hits,
             },
         );
     }
@@ -566,24 +594,33 @@ impl HttpRequest {
 }
 
 /// The cache key of an HTTP credential: the cookies and the `Authorization` header (what a
-/// plugin's `cache-seconds` promises its answer depends on).
-fn http_key(request: &HttpRequest) -> [u8; 32] {
-    digest(&[
-        b"http",
-        join_pairs(&request.cookies).as_bytes(),
-        request.header("authorization").unwrap_or("").as_bytes(),
-    ])
-}
+/// plugin's `cache-seconds` promises its answer depends on), hashed so that the cache does not
+/// keep the credential itself in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCredential([u8; 32]);
 
-fn join_pairs(pairs: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (k, v) in pairs {
-        out.push_str(k);
-        out.push('=');
-        out.push_str(v);
-        out.push('\0');
+impl HttpCredential {
+    /// The key of a request with these cookies (name, value; in order) and `Authorization`.
+    /// Read straight from the headers, so that a cached answer needs no copy of them.
+    pub fn new<'a>(
+        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+        authorization: Option<&str>,
+    ) -> Self {
+        // Fixed fields first, then the pairs to the end, each length-prefixed: no two
+        // different credentials hash the same input.
+        let mut h = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        part(b"http");
+        part(authorization.unwrap_or("").as_bytes());
+        for (name, value) in cookies {
+            part(name.as_bytes());
+            part(value.as_bytes());
+        }
+        Self(h.finalize().into())
     }
-    out
 }
 
 /// A cache key that does not keep the credential itself in memory.

@@ -19,7 +19,7 @@ pub mod wasm;
 
 use std::time::Duration;
 
-pub use chain::{Decision, Identities};
+pub use chain::{Decision, HttpCredential, Identities};
 pub use wasm::bindings::orca::identity::types::{
     Client, Credential, Denial, Grant, HttpRequest, Identity, Issued, PublicKey, SshAttempt,
     Verdict,

@@ -11,6 +11,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::Meter;
 use super::error::ClientBodyError;
+use crate::signal::EndSignal;
 
 /// Which way a body flows, to know which side of the meter its bytes go to.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +40,7 @@ pub(super) struct Metered<B = Incoming> {
     meter: Meter,
     direction: Direction,
     keep: Option<Box<dyn Any + Send + Sync>>,
-    ended: CancellationToken,
+    ended: EndSignal,
     /// Waits for `ended`; made only once the body waits or has already delivered a frame, so
     /// that a body read in one poll (most answers: hyper stops at a known length) pays neither
     /// its allocation nor its locks.
@@ -56,7 +57,7 @@ impl<B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin> Metered<B> {
         meter: Meter,
         direction: Direction,
         keep: Option<Box<dyn Any + Send + Sync>>,
-        ended: CancellationToken,
+        ended: EndSignal,
     ) -> Self {
         Self {
             inner,
@@ -85,7 +86,7 @@ impl<B> Metered<B> {
         let ended = &self.ended;
         let waiting = self
             .waiting
-            .get_or_insert_with(|| Box::pin(ended.clone().cancelled_owned()));
+            .get_or_insert_with(|| Box::pin(ended.clone().fired_owned()));
         if waiting.as_mut().poll(cx).is_ready() {
             self.keep = None;
             return true;
@@ -206,7 +207,7 @@ mod tests {
             meter,
             Direction::ToClient,
             Some(keep),
-            ended.clone(),
+            ended.clone().into(),
         );
         (body, counted)
     }

@@ -37,7 +37,7 @@ pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 /// `upgrade` is the protocol to keep asking for when the request is an upgrade.
 pub(super) fn rewrite_request(
     headers: &mut HeaderMap,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
     host: HeaderValue,
     upgrade: Option<HeaderValue>,
 ) -> Result<(), ProxyError> {
@@ -49,15 +49,8 @@ pub(super) fn rewrite_request(
     };
 
     strip_hop_by_hop(headers);
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(ORCA_PREFIX))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
-    strip_cookies(headers, &fwd.strip_cookies);
+    remove_prefixed(headers, ORCA_PREFIX);
+    strip_cookies(headers, fwd.strip_cookies);
 
     headers.insert(header::HOST, host);
     if let Some(protocol) = upgrade {
@@ -65,7 +58,7 @@ pub(super) fn rewrite_request(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
 
-    headers.insert(X_ORCA_USER, value("X-Orca-User", &fwd.user)?);
+    headers.insert(X_ORCA_USER, value("X-Orca-User", fwd.user)?);
     headers.insert(
         X_ORCA_GROUPS,
         value("X-Orca-Groups", &fwd.groups.join(","))?,
@@ -77,7 +70,7 @@ pub(super) fn rewrite_request(
     };
     headers.insert(X_FORWARDED_FOR, value("X-Forwarded-For", &chain)?);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
-    headers.insert(X_FORWARDED_HOST, value("X-Forwarded-Host", &fwd.host)?);
+    headers.insert(X_FORWARDED_HOST, value("X-Forwarded-Host", fwd.host)?);
     Ok(())
 }
 
@@ -108,24 +101,39 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
 
 /// Removes the headers that belong to one connection, including those `Connection` names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = connection_tokens(headers)
-        .iter()
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-        .collect();
-    doomed.extend([
+    // Collected only when there is something to collect: this runs twice per request.
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .iter()
+            .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in [
         header::CONNECTION,
         KEEP_ALIVE,
         header::TE,
         header::TRAILER,
         header::TRANSFER_ENCODING,
         header::UPGRADE,
-    ]);
-    doomed.extend(
-        headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("proxy-"))
-            .cloned(),
-    );
+    ] {
+        headers.remove(name);
+    }
+    remove_prefixed(headers, "proxy-");
+}
+
+/// Removes every header whose (lower-case) name starts with `prefix`.
+fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
+    if !headers.keys().any(|name| name.as_str().starts_with(prefix)) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(prefix))
+        .cloned()
+        .collect();
     for name in doomed {
         headers.remove(name);
     }
@@ -186,17 +194,21 @@ fn value(name: &'static str, text: &str) -> Result<HeaderValue, ProxyError> {
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::LazyLock;
 
     use super::*;
 
-    fn fwd(trust: bool) -> Forwarded {
+    static GROUPS: LazyLock<Vec<String>> = LazyLock::new(|| vec!["dev".into(), "ops".into()]);
+    static STRIP: LazyLock<Vec<String>> = LazyLock::new(|| vec!["orca_session".into()]);
+
+    fn fwd(trust: bool) -> Forwarded<'static> {
         Forwarded {
-            user: "alice".into(),
-            groups: vec!["dev".into(), "ops".into()],
+            user: "alice",
+            groups: &GROUPS,
             client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
             proto: "https",
-            host: "app.example".into(),
-            strip_cookies: vec!["orca_session".into()],
+            host: "app.example",
+            strip_cookies: &STRIP,
             trust_forwarded: trust,
         }
     }
@@ -340,7 +352,7 @@ mod tests {
     #[test]
     fn user_with_control_characters_is_refused() {
         let mut bad = fwd(false);
-        bad.user = "alice\r\nx-orca-user: root".into();
+        bad.user = "alice\r\nx-orca-user: root";
         let err = rewrite_request(
             &mut HeaderMap::new(),
             &bad,

@@ -20,6 +20,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use tokio_util::sync::CancellationToken;
 
+use crate::signal::EndSignal;
+
 mod body;
 mod error;
 mod headers;
@@ -100,7 +102,7 @@ pub struct Target {
     /// whatever is in flight is cut then. A killed container's connections do not always
     /// close (data still queued for a slow client is lost with its network namespace, and
     /// no FIN or RST ever comes), so without this a transfer could hang for many minutes.
-    pub ended: CancellationToken,
+    pub ended: EndSignal,
 }
 
 impl std::fmt::Debug for Target {
@@ -111,21 +113,22 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// What the container is told about the client, and what it must not see.
-#[derive(Debug, Clone)]
-pub struct Forwarded {
+/// What the container is told about the client, and what it must not see. Borrowed from the
+/// caller for the one request (nothing here outlives the forwarding of the head).
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
     /// The user's id, sent as `X-Orca-User`.
-    pub user: String,
+    pub user: &'a str,
     /// The user's groups, sent comma-joined as `X-Orca-Groups`.
-    pub groups: Vec<String>,
+    pub groups: &'a [String],
     /// The client's address, sent in `X-Forwarded-For`.
     pub client: IpAddr,
     /// `"https"` or `"http"`: the scheme the client used, sent as `X-Forwarded-Proto`.
     pub proto: &'static str,
     /// The host the client addressed, sent as `X-Forwarded-Host`.
-    pub host: String,
+    pub host: &'a str,
     /// Orca's own cookie names, removed from the `Cookie` header.
-    pub strip_cookies: Vec<String>,
+    pub strip_cookies: &'a [String],
     /// Whether the client is a trusted proxy whose `X-Forwarded-For` is extended; otherwise a
     /// client-sent value is replaced, since anyone can forge it.
     pub trust_forwarded: bool,
@@ -175,7 +178,7 @@ impl Proxy {
         &self,
         mut req: Request<Incoming>,
         target: Target,
-        fwd: &Forwarded,
+        fwd: &Forwarded<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let Target {
             addr,
@@ -222,7 +225,7 @@ impl Proxy {
         };
         let (mut resp, conn) = tokio::select! {
             sent = sent => sent?,
-            () = ended.cancelled() => return Err(ProxyError::SessionEnded { addr }),
+            () = ended.fired() => return Err(ProxyError::SessionEnded { addr }),
             () = silence => return Err(ProxyError::ResponseTimeout { addr, after }),
         };
 
@@ -300,13 +303,13 @@ impl Proxy {
 /// puts in the URI), else what the caller routed on.
 fn original_host(
     parts: &hyper::http::request::Parts,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
 ) -> Result<HeaderValue, ProxyError> {
     if let Some(host) = parts.headers.get(header::HOST) {
         return Ok(host.clone());
     }
     let authority = parts.uri.authority().map(|a| a.as_str());
-    let host = authority.unwrap_or(&fwd.host);
+    let host = authority.unwrap_or(fwd.host);
     HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidHeader {
         name: "Host",
         value: host.escape_debug().to_string(),

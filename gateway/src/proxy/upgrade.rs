@@ -13,10 +13,10 @@ use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use super::Meter;
 use super::body::Direction;
+use crate::signal::EndSignal;
 
 /// How many upgraded streams took each relay path, so operators (and tests) can see whether
 /// zero-copy applies.
@@ -36,7 +36,7 @@ pub(super) async fn relay(
     keep: Box<dyn Any + Send + Sync>,
     counters: Arc<RelayCounters>,
     zero_copy: bool,
-    ended: CancellationToken,
+    ended: EndSignal,
 ) {
     let _keep = keep;
     let relayed = async {
@@ -48,7 +48,7 @@ pub(super) async fn relay(
             // Resets are how most upgraded streams end; nobody is left to tell.
             tracing::debug!(%err, "upgraded stream ended with an error");
         },
-        () = ended.cancelled() => tracing::debug!("session ended: upgraded stream closed"),
+        () = ended.fired() => tracing::debug!("session ended: upgraded stream closed"),
     }
 }
 

@@ -76,8 +76,13 @@ impl Catalogue {
     /// Looks a name up (case-insensitively, as DNS does).
     pub fn lookup(&self, name: &str) -> Lookup {
         let table = self.snapshot();
-        let name = name.to_ascii_lowercase();
-        match table.by_name.get(&name).map(|&i| &table.rows[i]) {
+        // Names are mostly asked in lower case already (the router lowers them): no copy then.
+        let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
+        match table.by_name.get(name.as_ref()).map(|&i| &table.rows[i]) {
             Some(CatalogueRow { spec: Ok(spec), .. }) => Lookup::Ready(spec.clone()),
             Some(CatalogueRow {
                 spec: Err(errors), ..

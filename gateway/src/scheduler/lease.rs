@@ -16,6 +16,7 @@ use super::state::{BindingKey, Phase};
 use super::{Inner, ScheduleError};
 use crate::clock::Clock;
 use crate::images::ImageSpec;
+use crate::signal::EndSignal;
 
 /// How a session's openness counts toward activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,9 +251,9 @@ impl Lease {
         self.kick.token.is_cancelled()
     }
 
-    /// A token cancelled when the session ends (a limit, or its container stopped or died),
-    /// for whoever must cut an exchange in flight then. Cancelling it ends nothing else.
-    pub fn end_signal(&self) -> CancellationToken {
-        self.kick.token.child_token()
+    /// Fires when the session ends (a limit, or its container stopped or died), for whoever
+    /// must cut an exchange in flight then.
+    pub fn end_signal(&self) -> EndSignal {
+        EndSignal::from(self.kick.token.clone())
     }
 }

@@ -347,7 +347,7 @@ impl Inner {
         }
         let guard = SessionGuard {
             inner: Arc::downgrade(self),
-            key: key.clone(),
+            key,
             binding_id: b.id,
             kind,
             activity: b.activity.clone(),
@@ -376,6 +376,7 @@ impl Inner {
         let now = self.clock.now();
         let mut effects = Effects::default();
         let mut st = self.lock();
+        let shutting_down = st.shutting_down;
         let Some(b) = st.bindings.get_mut(key) else {
             return;
         };
@@ -383,13 +384,12 @@ impl Inner {
             return;
         }
         b.sessions = b.sessions.saturating_sub(1);
-        let (sessions, in_grace, container) =
-            (b.sessions, b.grace_until.is_some(), b.container.clone());
         // During shutdown connections close because the gateway stops, not because users
         // left: keep their bindings for the next start.
-        if sessions > 0 || in_grace || st.shutting_down {
+        if b.sessions > 0 || b.grace_until.is_some() || shutting_down {
             return;
         }
+        let container = b.container.clone();
         let persist = st
             .containers
             .get(&container)
