@@ -264,10 +264,12 @@ async fn front(upstream: SocketAddr, options: FrontOptions) -> Front {
                     };
                     let groups = ["dev".to_string(), "ops".to_string()];
                     let strip = ["orca_session".to_string()];
+                    let client =
+                        hyper::header::HeaderValue::from_str(&peer.ip().to_string()).unwrap();
                     let fwd = Forwarded {
                         user: "alice",
                         groups: &groups,
-                        client: peer.ip(),
+                        client: &client,
                         proto: "http",
                         host: "app.example",
                         strip_cookies: &strip,

@@ -372,7 +372,7 @@ impl Front {
             user: &who.id,
             groups: &who.groups,
             // The hop this gateway saw; a trusted balancer's chain already names the client.
-            client: origin.peer,
+            client: &conn.peer_ip,
             proto: origin.proto,
             host,
             strip_cookies: self.identities.session_cookie_names(),

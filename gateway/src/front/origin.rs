@@ -27,8 +27,6 @@ pub(crate) enum Listener {
 pub(crate) struct Origin {
     /// The client's address: the peer, or the nearest untrusted hop of `X-Forwarded-For`.
     pub(crate) client: SocketAddr,
-    /// The peer that sent the request: the client, or the balancer in front of it.
-    pub(crate) peer: IpAddr,
     /// `"https"` or `"http"`: the scheme the client used.
     pub(crate) proto: &'static str,
     /// The peer is a trusted balancer: its `X-Forwarded-For` chain is extended, not replaced.
@@ -41,7 +39,6 @@ impl Origin {
     fn direct(peer: SocketAddr, proto: &'static str) -> Origin {
         Origin {
             client: peer,
-            peer: peer.ip(),
             proto,
             via_trusted: false,
         }
@@ -89,7 +86,6 @@ impl Listener {
             .map(str::trim);
         Origin {
             client: SocketAddr::new(client, port),
-            peer: peer.ip(),
             proto: if proto.is_some_and(|p| p.eq_ignore_ascii_case("https")) {
                 "https"
             } else {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -93,6 +94,9 @@ impl Eq for ConnGuard {}
 pub struct ConnInfo {
     /// The client's address.
     pub peer: SocketAddr,
+    /// The peer's IP address as text, for `X-Forwarded-For`: formatted once per connection,
+    /// not on every request (an address's `Display` was a third of rewriting the headers).
+    pub peer_ip: HeaderValue,
     /// The listener address the client reached.
     pub local: SocketAddr,
     /// Whether the connection is TLS.
@@ -300,8 +304,11 @@ impl<H: Handler> Server<H> {
                 return;
             }
         };
+        let peer_ip = HeaderValue::from_str(&peer.ip().to_string())
+            .expect("an IP address is a valid header value");
         let mut info = ConnInfo {
             peer,
+            peer_ip,
             local,
             tls: self.tls.is_some(),
             alpn: None,

@@ -63,12 +63,14 @@ pub(super) fn rewrite_request(
         X_ORCA_GROUPS,
         value("X-Orca-Groups", &fwd.groups.join(","))?,
     );
-    let client = fwd.client.to_string();
     let chain = match prior_for {
-        Some(prior) => format!("{prior}, {client}"),
-        None => client,
+        Some(prior) => {
+            let client = String::from_utf8_lossy(fwd.client.as_bytes());
+            value("X-Forwarded-For", &format!("{prior}, {client}"))?
+        }
+        None => fwd.client.clone(),
     };
-    headers.insert(X_FORWARDED_FOR, value("X-Forwarded-For", &chain)?);
+    headers.insert(X_FORWARDED_FOR, chain);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
     headers.insert(X_FORWARDED_HOST, value("X-Forwarded-Host", fwd.host)?);
     Ok(())
@@ -193,19 +195,19 @@ fn value(name: &'static str, text: &str) -> Result<HeaderValue, ProxyError> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
     use std::sync::LazyLock;
 
     use super::*;
 
     static GROUPS: LazyLock<Vec<String>> = LazyLock::new(|| vec!["dev".into(), "ops".into()]);
     static STRIP: LazyLock<Vec<String>> = LazyLock::new(|| vec!["orca_session".into()]);
+    static CLIENT: HeaderValue = HeaderValue::from_static("10.0.0.7");
 
     fn fwd(trust: bool) -> Forwarded<'static> {
         Forwarded {
             user: "alice",
             groups: &GROUPS,
-            client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+            client: &CLIENT,
             proto: "https",
             host: "app.example",
             strip_cookies: &STRIP,

@@ -8,7 +8,7 @@
 //! `splice(2)` when both sides are plain TCP sockets on Linux.
 
 use std::any::Any;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -121,8 +121,9 @@ pub struct Forwarded<'a> {
     pub user: &'a str,
     /// The user's groups, sent comma-joined as `X-Orca-Groups`.
     pub groups: &'a [String],
-    /// The client's address, sent in `X-Forwarded-For`.
-    pub client: IpAddr,
+    /// The address of the peer that sent the request (the client, or a trusted balancer in
+    /// front of it) as text, sent in `X-Forwarded-For`.
+    pub client: &'a HeaderValue,
     /// `"https"` or `"http"`: the scheme the client used, sent as `X-Forwarded-Proto`.
     pub proto: &'static str,
     /// The host the client addressed, sent as `X-Forwarded-Host`.
