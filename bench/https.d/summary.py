@@ -24,7 +24,7 @@ def load(path):
 
 
 def med(rows, test, peer, key):
-    vals = [r["m"][key] for r in rows if r["test"] == test and r["peer"] == peer]
+    vals = [r["m"][key] for r in rows if r["test"] == test and r["peer"] == peer and key in r["m"]]
     return statistics.median(vals) if vals else None
 
 
@@ -78,7 +78,11 @@ def main(path):
     small = line("small answers, HTTP/1.1, requests/s (wrk, 64 connections)", "small", "rps")
     line("… p50 latency under that load (ms)", "small", "p50_us", 1e-3)
     line("… p99 latency under that load (ms)", "small", "p99_us", 1e-3)
+    line("… CPU per request, user (µs)", "small", "cpu_user_us", direct=False)
+    line("… CPU per request, system (µs)", "small", "cpu_sys_us", direct=False)
     line("small answers, HTTP/2, requests/s (h2load, 16 connections × 8 streams)", "h2", "rps", direct=False)
+    line("… CPU per request, user (µs)", "h2", "cpu_user_us", direct=False)
+    line("… CPU per request, system (µs)", "h2", "cpu_sys_us", direct=False)
     lat50 = line("one connection, one request at a time: p50 latency (ms)", "latency", "p50_us", 1e-3)
     lat99 = line("… p99 latency (ms)", "latency", "p99_us", 1e-3)
     line("… requests/s", "latency", "rps")
@@ -103,6 +107,9 @@ def main(path):
         + f" | {ratio(idle['orca'], idle['haproxy'])} | {ratio(idle['orca'], idle['nginx'])} |"
     )
     _ = small
+
+    if any(r["peer"] == "floor" for r in rows):
+        floor_table(rows)
 
     cold = [r["m"] for r in rows if r["test"] == "cold" and r["peer"] == "orca"]
     api = [r["m"] for r in rows if r["test"] == "cold" and r["peer"] == "direct-api"]
@@ -142,6 +149,23 @@ def main(path):
             print(f"- {r['test']} {r['peer']} round {r['round']}: {json.dumps(r['m'])}")
     else:
         print("\nNo run had socket errors or non-2xx answers.")
+
+
+def floor_table(rows):
+    """Orca and haproxy beside the floor proxy (the same crates as Orca, none of its work)."""
+    print("\nThe floor: `bench/https.d/floor`, Orca's crates as a bare proxy, one runtime per core\n")
+    print("| measure | Orca | floor | haproxy | floor/haproxy | Orca/floor |")
+    print("|---|---|---|---|---|---|")
+    for label, test, key in [
+        ("HTTP/1.1 requests/s", "small", "rps"),
+        ("… CPU per request, user (µs)", "small", "cpu_user_us"),
+        ("… CPU per request, system (µs)", "small", "cpu_sys_us"),
+        ("HTTP/2 requests/s", "h2", "rps"),
+        ("… CPU per request, user (µs)", "h2", "cpu_user_us"),
+        ("… CPU per request, system (µs)", "h2", "cpu_sys_us"),
+    ]:
+        o, f, h = (med(rows, test, p, key) for p in ("orca", "floor", "haproxy"))
+        print(f"| {label} | {fmt(o)} | {fmt(f)} | {fmt(h)} | {ratio(f, h)} | {ratio(o, f)} |")
 
 
 if __name__ == "__main__":
