@@ -17,6 +17,8 @@
 //!   stage that calls [`runtime`].
 //! - [`runtime`] is the container engine behind a trait; [`runtime::docker`] speaks the Docker
 //!   API through bollard.
+//! - [`front`] (HTTPS) and [`ssh`] (SSH, being built) take a listener's connection through the
+//!   stages: who it is, which container, then its bytes.
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
 //! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`], [`signal`] and [`error`].
@@ -37,6 +39,7 @@ pub mod proxy;
 pub mod front;
 pub mod runtime;
 pub mod scheduler;
+pub mod ssh;
 
 pub mod cli;
 pub mod serve;

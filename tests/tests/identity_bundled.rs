@@ -624,11 +624,19 @@ async fn ssh_key_files_per_user_and_authorized_keys() {
     let bob_rsa = keygen(&keys, "bob-rsa", "rsa");
     let stranger = keygen(&keys, "stranger", "ed25519");
 
-    // The fingerprint helper agrees with OpenSSH.
+    // The fingerprint helper agrees with OpenSSH, and the gateway's SSH front describes each
+    // key as the helper does.
     for line in [&alice_ed, &alice_ec, &bob_rsa] {
         assert_eq!(
             public_key(line).fingerprint,
             keygen_fingerprint(&keys, line)
+        );
+        let encoded = line.split_whitespace().nth(1).expect("a base64 key");
+        let parsed = russh::keys::parse_public_key_base64(encoded).expect("OpenSSH's key parses");
+        assert_eq!(
+            orca::ssh::auth::public_key(&parsed),
+            public_key(line),
+            "{line}"
         );
     }
 

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -20,7 +19,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::san;
+use super::{san, write_private};
 use crate::config::TlsFiles;
 
 /// Where the generated authority lives, under the state directory.
@@ -469,23 +468,6 @@ fn load_pair(files: &TlsFiles) -> Result<Entry, TlsError> {
         names,
         key: Arc::new(key),
     })
-}
-
-/// Writes a private key readable by its owner only, created so from the start so it is never
-/// briefly world-readable.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        // An existing file keeps its mode on open; tighten it as well.
-        if path.exists() {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        }
-    }
-    options.open(path)?.write_all(bytes)
 }
 
 #[cfg(test)]

@@ -1,0 +1,9 @@
+//! The SSH front: what an SSH login asks for, who it is (the resolver chain's `ssh` and
+//! `password` interfaces), which image it lands in, and the bytes between the session's
+//! channels and the container. The transport (russh, host keys) is in [`crate::listeners`].
+//!
+//! Built in steps (issue 5); so far: the login name ([`login`]) and the credentials as the
+//! resolvers see them ([`auth`]).
+
+pub mod auth;
+pub mod login;
