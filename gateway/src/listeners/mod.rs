@@ -1,12 +1,13 @@
 //! The listeners: where connections arrive. HTTPS (and the optional plain HTTP listener) is
-//! served by [`https::serve`] with certificates from [`tls`]; SSH by its host keys from
-//! [`host_keys`].
+//! served by [`https::serve`] with certificates from [`tls`]; SSH with the protocol settings of
+//! [`ssh`] and the host keys of [`host_keys`].
 
 use std::io::Write;
 use std::path::Path;
 
 pub mod host_keys;
 pub mod https;
+pub mod ssh;
 pub mod tls;
 pub mod workers;
 

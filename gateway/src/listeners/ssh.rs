@@ -1,0 +1,155 @@
+//! The SSH listener's protocol settings: modern algorithms only, the authentication methods the
+//! resolvers can answer, and the limits on a connection that has not logged in yet.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
+use russh::server::Config;
+use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, compression, kex, mac};
+
+/// Authentication attempts per connection before it is closed (OpenSSH's `MaxAuthTries`).
+pub const DEFAULT_MAX_AUTH_ATTEMPTS: usize = 6;
+/// How long a failed attempt takes, whatever failed: no timing tells a known user from an
+/// unknown one.
+pub const DEFAULT_AUTH_REJECTION_TIME: Duration = Duration::from_secs(1);
+/// How often an idle client is asked whether it is still there, and how many unanswered
+/// asks close its connection: a vanished client must not hold its session open.
+pub const KEEPALIVE: (Duration, usize) = (Duration::from_secs(30), 3);
+
+/// Key exchange: post-quantum hybrid and curve25519 first, then only large fixed DH groups
+/// (no SHA-1, no group14's 2048 bits), plus the extension markers (strict kex against Terrapin).
+const KEX: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::DH_G16_SHA512,
+    kex::DH_G18_SHA512,
+    kex::EXTENSION_SUPPORT_AS_SERVER,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+/// Host and user key algorithms: no `ssh-rsa` (RSA with SHA-1 signatures).
+const KEYS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
+];
+
+/// Authenticated ciphers first; CTR modes (with the MACs below) for older clients; no CBC.
+const CIPHERS: &[cipher::Name] = &[
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::AES_256_CTR,
+    cipher::AES_192_CTR,
+    cipher::AES_128_CTR,
+];
+
+/// Encrypt-then-MAC only, SHA-2 only.
+const MACS: &[mac::Name] = &[mac::HMAC_SHA512_ETM, mac::HMAC_SHA256_ETM];
+
+/// The protocol settings for a listener presenting `keys`.
+pub fn server_config(keys: Vec<PrivateKey>) -> Config {
+    Config {
+        server_id: SshId::Standard(Cow::Borrowed(concat!(
+            "SSH-2.0-Orca_",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        methods: MethodSet::from(
+            &[
+                MethodKind::PublicKey,
+                MethodKind::Password,
+                MethodKind::KeyboardInteractive,
+            ][..],
+        ),
+        auth_rejection_time: DEFAULT_AUTH_REJECTION_TIME,
+        // OpenSSH starts with a `none` attempt to learn the methods: answering it at once costs
+        // no secret and saves every login a second.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys,
+        max_auth_attempts: DEFAULT_MAX_AUTH_ATTEMPTS,
+        // Inactivity is the scheduler's to judge (per image); the transport only drops
+        // clients that stopped answering.
+        inactivity_timeout: None,
+        keepalive_interval: Some(KEEPALIVE.0),
+        keepalive_max: KEEPALIVE.1,
+        // Interactive sessions: a keystroke must not wait for Nagle.
+        nodelay: true,
+        preferred: Preferred {
+            kex: Cow::Borrowed(KEX),
+            key: Cow::Borrowed(KEYS),
+            cipher: Cow::Borrowed(CIPHERS),
+            mac: Cow::Borrowed(MACS),
+            compression: Cow::Borrowed(&[compression::NONE]),
+            ..Preferred::DEFAULT
+        },
+        ..Config::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names<N: AsRef<str>>(list: &[N]) -> Vec<String> {
+        list.iter().map(|n| n.as_ref().to_string()).collect()
+    }
+
+    #[test]
+    fn only_modern_algorithms_are_offered() {
+        let config = server_config(Vec::new());
+        let p = &config.preferred;
+        let mut offered = names(&p.kex);
+        offered.extend(names(&p.cipher));
+        offered.extend(names(&p.mac));
+        offered.extend(p.key.iter().map(|a| a.as_str().to_string()));
+        for weak in [
+            "sha1",
+            "cbc",
+            "group14",
+            "group1-",
+            "group-exchange",
+            "ssh-rsa",
+            "3des",
+        ] {
+            let found: Vec<&String> = offered.iter().filter(|n| n.contains(weak)).collect();
+            assert!(found.is_empty(), "{weak}: {found:?}");
+        }
+        // Without encrypt-then-MAC, a CTR cipher's MAC would be computed over the plaintext.
+        assert!(
+            names(&p.mac)
+                .iter()
+                .all(|m| m.ends_with("-etm@openssh.com"))
+        );
+        assert!(names(&p.kex).contains(&"kex-strict-s-v00@openssh.com".to_string()));
+        assert_eq!(names(&p.compression), ["none"]);
+        assert_eq!(
+            names(&p.kex)[..2],
+            ["mlkem768x25519-sha256", "curve25519-sha256"]
+        );
+    }
+
+    #[test]
+    fn methods_are_those_the_resolvers_answer() {
+        let config = server_config(Vec::new());
+        let methods: Vec<&str> = config.methods.iter().map(<&str>::from).collect();
+        assert_eq!(methods, ["publickey", "password", "keyboard-interactive"]);
+        assert_eq!(config.max_auth_attempts, DEFAULT_MAX_AUTH_ATTEMPTS);
+        assert_eq!(config.inactivity_timeout, None);
+        assert!(config.nodelay);
+    }
+}
