@@ -30,6 +30,7 @@ pub mod images;
 pub mod metrics;
 pub mod signal;
 pub mod units;
+mod write_through;
 
 pub mod listeners;
 

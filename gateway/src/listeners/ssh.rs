@@ -1,13 +1,28 @@
-//! The SSH listener's protocol settings: modern algorithms only, the authentication methods the
-//! resolvers can answer, and the limits on a connection that has not logged in yet.
+//! The SSH listener: protocol settings (modern algorithms only, the authentication methods the
+//! resolvers can answer, limits on a connection that has not logged in yet) and the accept loop.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::write_through::write_through;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
 use russh::server::Config;
 use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, compression, kex, mac};
 
+/// How long a connection has from connecting to logging in (OpenSSH's `LoginGraceTime`).
+pub const DEFAULT_LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// Authentication attempts per connection before it is closed (OpenSSH's `MaxAuthTries`).
 pub const DEFAULT_MAX_AUTH_ATTEMPTS: usize = 6;
 /// How long a failed attempt takes, whatever failed: no timing tells a known user from an
@@ -100,6 +115,100 @@ pub fn server_config(keys: Vec<PrivateKey>) -> Config {
         ..Config::default()
     }
 }
+
+/// Makes the handler of each new connection.
+pub trait Connections: Send + Sync + 'static {
+    /// The per-connection handler.
+    type Handler: russh::server::Handler<Error = russh::Error> + Send + 'static;
+    /// A handler for a client at `peer`, and a receiver that turns true once it has logged in.
+    fn connection(&self, peer: SocketAddr) -> (Self::Handler, watch::Receiver<bool>);
+}
+
+/// Serves SSH on `listener` until `shutdown`. The loop only accepts: each connection's key
+/// exchange and login run in its own task, which closes a connection not logged in within
+/// `login_grace`.
+pub async fn serve<C: Connections>(
+    listener: TcpListener,
+    config: Arc<Config>,
+    connections: Arc<C>,
+    login_grace: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors, or a connection reset before it was taken: pause
+                    // briefly rather than spin on the same error.
+                    tracing::warn!(%error, "ssh accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let (handler, logged_in) = connections.connection(peer);
+        let config = config.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection(stream, config, handler, logged_in, login_grace).await {
+                tracing::debug!(%peer, %error, "ssh connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn connection<H: russh::server::Handler<Error = russh::Error> + Send + 'static>(
+    stream: tokio::net::TcpStream,
+    config: Arc<Config>,
+    handler: H,
+    logged_in: watch::Receiver<bool>,
+    login_grace: Duration,
+) -> Result<(), russh::Error> {
+    let stream = Grace {
+        inner: stream,
+        logged_in,
+        deadline: Box::pin(tokio::time::sleep(login_grace)),
+        open: false,
+    };
+    russh::server::run_stream(config, stream, handler)
+        .await?
+        .await
+}
+
+/// The client's stream, which fails its reads once the login grace is over unless the
+/// connection logged in by then. Enforced on the socket, not by asking the session to
+/// disconnect: a client stalled in the key exchange never lets the session act on a request.
+struct Grace {
+    inner: tokio::net::TcpStream,
+    logged_in: watch::Receiver<bool>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Logged in: the grace no longer applies.
+    open: bool,
+}
+
+impl AsyncRead for Grace {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.open {
+            this.open = *this.logged_in.borrow();
+        }
+        // Polled here, the deadline wakes a read that waits on a silent client.
+        if !this.open && this.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not log in within the login grace",
+            )));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+write_through!(impl[] for Grace);
 
 #[cfg(test)]
 mod tests {

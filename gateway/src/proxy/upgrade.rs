@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use super::Meter;
 use super::body::Direction;
 use crate::signal::EndSignal;
+use crate::write_through::write_through;
 
 /// How many upgraded streams took each relay path, so operators (and tests) can see whether
 /// zero-copy applies.
@@ -154,20 +155,4 @@ impl AsyncRead for MeteredIo {
     }
 }
 
-impl AsyncWrite for MeteredIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
+write_through!(impl[] for MeteredIo);

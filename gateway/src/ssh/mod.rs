@@ -2,8 +2,10 @@
 //! `password` interfaces), which image it lands in, and the bytes between the session's
 //! channels and the container. The transport (russh, host keys) is in [`crate::listeners`].
 //!
-//! Built in steps (issue 5); so far: the login name ([`login`]) and the credentials as the
-//! resolvers see them ([`auth`]).
+//! Built in steps (issue 5); so far: the login name ([`login`]), the credentials as the
+//! resolvers see them ([`auth`]), and logins answered by the resolvers ([`server`]); sessions
+//! are not served yet, and `orca serve` does not start the SSH listener.
 
 pub mod auth;
 pub mod login;
+pub mod server;
