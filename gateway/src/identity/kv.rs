@@ -52,6 +52,10 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct Namespace {
     inner: Arc<Mutex<Inner>>,
+    /// Held by a flush from its snapshot to the file's rename. Without it, a flush that found
+    /// nothing dirty (another had just taken the changes) returned before they were on disk,
+    /// and two flushes could rename their snapshots in the wrong order, the older last.
+    writing: Arc<Mutex<()>>,
     file: Option<PathBuf>,
     now: fn() -> u64,
 }
@@ -68,6 +72,7 @@ impl Namespace {
     pub fn in_memory() -> Self {
         Namespace {
             inner: Arc::default(),
+            writing: Arc::default(),
             file: None,
             now: wall_millis,
         }
@@ -79,6 +84,7 @@ impl Namespace {
     pub fn open(file: PathBuf) -> io::Result<Self> {
         let ns = Namespace {
             inner: Arc::default(),
+            writing: Arc::default(),
             file: Some(file.clone()),
             now: wall_millis,
         };
@@ -244,11 +250,13 @@ impl Namespace {
         Ok(new)
     }
 
-    /// Writes the namespace to its file if it changed since the last write.
+    /// Writes the namespace to its file if it changed since the last write; when it returns,
+    /// every change made before the call is on disk (or the error says why not).
     pub fn flush(&self) -> io::Result<()> {
         let Some(file) = &self.file else {
             return Ok(());
         };
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = {
             let mut inner = self.lock();
             if !inner.dirty {
@@ -405,6 +413,32 @@ mod tests {
             Err(KvError::Full(_))
         ));
         ns.set("k0", b"replace".to_vec(), None).unwrap();
+    }
+
+    /// The background flusher and an explicit flush (at shutdown, or a test's) race: each
+    /// explicit flush must find its own change on disk when it returns.
+    #[test]
+    fn a_flush_returns_only_once_its_changes_are_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("resolvers/race.kv");
+        let ns = Namespace::open(file.clone()).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let background = {
+            let (ns, stop) = (ns.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    ns.flush().unwrap();
+                }
+            })
+        };
+        for i in 0..300u32 {
+            ns.set("n", i.to_le_bytes().to_vec(), None).unwrap();
+            ns.flush().unwrap();
+            let on_disk = Namespace::open(file.clone()).unwrap().get("n");
+            assert_eq!(on_disk, Some(i.to_le_bytes().to_vec()), "after flush {i}");
+        }
+        stop.store(true, Ordering::SeqCst);
+        background.join().unwrap();
     }
 
     #[test]
