@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
+use super::accept_error;
 use super::prefixed::Prefixed;
 use super::workers::Workers;
 
@@ -38,9 +38,6 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests get to finish after shutdown before connections are closed.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the accept loop pauses when the process is out of file descriptors, so that
-/// finishing connections can free some instead of the loop spinning on the same error.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// After the drain timeout: how long closing connections get to finish closing.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// How often an HTTP/2 connection is pinged to check the peer is still there (hyper closes
@@ -398,23 +395,6 @@ impl<H: Handler> Server<H> {
     }
 }
 
-/// Logs an accept error and, when the process is out of resources, pauses before the next
-/// accept. Errors about a single connection (reset before accept) need no pause.
-async fn accept_error(error: io::Error, shutdown: &CancellationToken) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted};
-    if matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset | Interrupted
-    ) {
-        tracing::debug!(%error, "accept failed for one connection");
-        return;
-    }
-    tracing::error!(%error, "accept failed; retrying shortly");
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
-    }
-}
 /// Whether a client's first read (under the early timeout) brought bytes; `None` is a timeout
 /// or shutdown, `Ok(0)` a client that closed, `Err` a failed connection.
 fn spoke(peer: SocketAddr, first: Option<std::io::Result<usize>>) -> bool {

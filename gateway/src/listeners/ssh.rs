@@ -10,16 +10,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
+use russh::server::Config;
+use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, compression, kex, mac};
 use tokio::io::{AsyncRead, ReadBuf};
-
-use crate::write_through::write_through;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PrivateKey};
-use russh::server::Config;
-use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, compression, kex, mac};
+use super::accept_error;
+use crate::write_through::write_through;
 
 /// How long a connection has from connecting to logging in (OpenSSH's `LoginGraceTime`).
 pub const DEFAULT_LOGIN_GRACE: Duration = Duration::from_secs(60);
@@ -139,10 +139,7 @@ pub async fn serve<C: Connections>(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
-                    // Out of descriptors, or a connection reset before it was taken: pause
-                    // briefly rather than spin on the same error.
-                    tracing::warn!(%error, "ssh accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    accept_error(error, &shutdown).await;
                     continue;
                 }
             },
