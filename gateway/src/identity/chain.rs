@@ -340,8 +340,8 @@ impl Identities {
             Credential::PublicKey(k) => [b"key:".as_slice(), &k.blob].concat(),
             Credential::Password(p) => [b"pw:".as_slice(), p.as_bytes()].concat(),
         };
-        let key = digest(&[
-            b"ssh",
+        let key = digest([
+            b"ssh".as_slice(),
             attempt.user.as_bytes(),
             attempt.image.as_deref().unwrap_or("").as_bytes(),
             &credential,
@@ -367,7 +367,12 @@ impl Identities {
 
     /// Checks a user name and password (the HTTPS login form).
     pub async fn password(&self, user: &str, password: &str, client: &Client) -> Decision {
-        let key = digest(&[b"password", user.as_bytes(), b"\0", password.as_bytes()]);
+        let key = digest([
+            b"password".as_slice(),
+            user.as_bytes(),
+            b"\0",
+            password.as_bytes(),
+        ]);
         self.decide(Interface::Password, key, |_| {
             Some(Question::Password {
                 user: user.to_string(),
@@ -606,25 +611,18 @@ impl HttpCredential {
         cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
         authorization: Option<&str>,
     ) -> Self {
-        // Fixed fields first, then the pairs to the end, each length-prefixed: no two
-        // different credentials hash the same input.
-        let mut h = Sha256::new();
-        let mut part = |bytes: &[u8]| {
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
-        part(b"http");
-        part(authorization.unwrap_or("").as_bytes());
-        for (name, value) in cookies {
-            part(name.as_bytes());
-            part(value.as_bytes());
-        }
-        Self(h.finalize().into())
+        // Fixed fields first, then the pairs to the end.
+        let fixed = [b"http".as_slice(), authorization.unwrap_or("").as_bytes()];
+        let pairs = cookies
+            .into_iter()
+            .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]);
+        Self(digest(fixed.into_iter().chain(pairs)))
     }
 }
 
-/// A cache key that does not keep the credential itself in memory.
-fn digest(parts: &[&[u8]]) -> [u8; 32] {
+/// A cache key that does not keep the credential itself in memory. Each part is
+/// length-prefixed, so no two different lists of parts hash the same input.
+fn digest<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
