@@ -10,7 +10,7 @@ use tokio_util::sync::{
 /// of them can end the session by mistake. A clone of the token itself, not a child token: a
 /// child costs an allocation and two locks of the parent's tree to make and drop on every
 /// proxied request.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EndSignal(CancellationToken);
 
 impl EndSignal {
@@ -22,11 +22,6 @@ impl EndSignal {
     /// [`EndSignal::fired`] for a future that owns its signal.
     pub fn fired_owned(self) -> WaitForCancellationFutureOwned {
         self.0.cancelled_owned()
-    }
-
-    /// Whether the signal has fired.
-    pub fn has_fired(&self) -> bool {
-        self.0.is_cancelled()
     }
 }
 

@@ -1,7 +1,8 @@
 //! One SSH connection's handler: its login is answered by the resolver chain.
 //!
 //! Sessions (the image menu, attach / exec / connect to the container) are not served yet:
-//! a logged-in client's channels are refused with a message saying so.
+//! a logged-in client's session channels are refused (russh's default handler), which
+//! OpenSSH reports as a failed channel open.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
