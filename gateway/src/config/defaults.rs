@@ -25,6 +25,11 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = crate::proxy::DEFAULT_RESPONSE_TI
 pub const DEFAULT_HTTP_LISTEN: SocketAddr = loopback(8080);
 /// SSH on loopback port 2222.
 pub const DEFAULT_SSH_LISTEN: SocketAddr = loopback(2222);
+/// Variables an SSH client may pass into exec sessions: its locale and time zone (OpenSSH's
+/// `SendEnv` default set, as Debian's sshd accepts them), never `PATH` or `LD_*`.
+pub const DEFAULT_SSH_ENV: &[&str] = &["LANG", "LC_*", "TZ"];
+/// How long an SSH connection has from connecting to logging in (OpenSSH's `LoginGraceTime`).
+pub const DEFAULT_SSH_LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// Metrics, health and the admin API on loopback port 9090.
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr = loopback(9090);
 /// Launched containers join Docker's default bridge.
@@ -121,6 +126,9 @@ pub(super) fn embedded() -> Config {
         ssh: SshConfig {
             listen: DEFAULT_SSH_LISTEN,
             host_keys: Vec::new(),
+            default_image: None,
+            env: DEFAULT_SSH_ENV.iter().map(ToString::to_string).collect(),
+            login_grace: DEFAULT_SSH_LOGIN_GRACE,
         },
         admin: AdminConfig {
             listen: DEFAULT_ADMIN_LISTEN,

@@ -113,6 +113,9 @@ pub(super) struct FileHttp {
 pub(super) struct FileSsh {
     pub(super) listen: Option<String>,
     pub(super) host_keys: Option<Vec<String>>,
+    pub(super) default_image: Option<String>,
+    pub(super) env: Option<Vec<String>>,
+    pub(super) login_grace: Option<String>,
 }
 
 /// `[admin]`
@@ -250,6 +253,9 @@ listen = "127.0.0.1:8080"
 [ssh]
 listen = "127.0.0.1:2222"
 host_keys = ["ssh_host_ed25519_key"]   # absent: generated once into state_dir and kept
+default_image = "shell"         # for `ssh host cmd`, scp, sftp when the login names no image
+env = ["LANG", "LC_*", "TZ"]    # variables a client may pass into exec sessions
+login_grace = "60s"             # time from connecting to logging in
 
 [admin]
 listen = "127.0.0.1:9090"       # /metrics, /healthz, /api/v1/...
@@ -426,7 +432,7 @@ timeout = "2s"                  # per call; memory_mb = 64 likewise
         ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "resolver"),
         ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"), ("[https]", "response_timeout"), ("[https]", "workers"),
         ("[http]", "listen"), ("[http]", "mode"), ("[http]", "trusted_proxies"),
-        ("[ssh]", "listen"), ("[ssh]", "host_keys"),
+        ("[ssh]", "listen"), ("[ssh]", "host_keys"), ("[ssh]", "default_image"), ("[ssh]", "env"), ("[ssh]", "login_grace"),
         ("[admin]", "listen"),
         ("[docker]", "host"), ("[docker]", "network"),
         ("[scheduler]", "launch_parallelism"), ("[scheduler]", "launch_attempts"),

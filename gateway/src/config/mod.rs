@@ -198,6 +198,14 @@ pub struct SshConfig {
     pub listen: SocketAddr,
     /// Host key files; empty means one ed25519 key generated once into `state_dir`.
     pub host_keys: Vec<PathBuf>,
+    /// The image of sessions whose login name names none and that get no menu (a command,
+    /// scp, sftp, or a shell without a terminal); `None` asks the user to name one.
+    pub default_image: Option<String>,
+    /// Environment variables a client may pass into `exec` sessions: names, or prefixes
+    /// ending in `*` (`LC_*`).
+    pub env: Vec<String>,
+    /// How long a connection has from connecting to logging in.
+    pub login_grace: Duration,
 }
 
 /// `[admin]`

@@ -73,6 +73,17 @@ pub(super) fn render(c: &Config) -> String {
     if c.ssh.host_keys.is_empty() {
         line("# host_keys empty: one ed25519 key is generated once into state_dir".into());
     }
+    match &c.ssh.default_image {
+        Some(image) => line(format!("default_image = {}", string(image))),
+        None => line(
+            "# default_image unset: commands, scp and sftp must name an image (user+image)".into(),
+        ),
+    }
+    line(format!(
+        "env = {}",
+        array(c.ssh.env.iter().map(|v| string(v)))
+    ));
+    line(format!("login_grace = {}", duration(c.ssh.login_grace)));
 
     line(String::new());
     line("[admin]".to_string());

@@ -249,6 +249,36 @@ impl Check<'_> {
 
     fn ssh(&mut self, s: FileSsh) -> SshConfig {
         let host_keys = s.host_keys.unwrap_or_default();
+        let default_image = s.default_image.filter(|name| {
+            let ok = is_image_name(name);
+            if !ok {
+                self.error(
+                    "ssh.default_image",
+                    name,
+                    "not an image name: use the name of an image as `orca images` lists it \
+                     (lower-case letters, digits and `-`)",
+                );
+            }
+            ok
+        });
+        let env = match s.env {
+            None => defaults::DEFAULT_SSH_ENV
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            Some(list) => list
+                .into_iter()
+                .enumerate()
+                .filter(|(i, pattern)| {
+                    let problem = env_pattern_problem(pattern);
+                    if let Some(problem) = problem {
+                        self.error(&format!("ssh.env[{i}]"), pattern, problem);
+                    }
+                    problem.is_none()
+                })
+                .map(|(_, pattern)| pattern)
+                .collect(),
+        };
         SshConfig {
             listen: self.listen("ssh.listen", s.listen, defaults::DEFAULT_SSH_LISTEN),
             host_keys: host_keys
@@ -256,6 +286,13 @@ impl Check<'_> {
                 .enumerate()
                 .map(|(i, p)| self.path(&format!("ssh.host_keys[{i}]"), p))
                 .collect(),
+            default_image,
+            env,
+            login_grace: self.duration(
+                "ssh.login_grace",
+                s.login_grace,
+                defaults::DEFAULT_SSH_LOGIN_GRACE,
+            ),
         }
     }
 
@@ -657,6 +694,36 @@ fn is_host_port(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
 }
 
+/// Whether `name` can be an image's name: what `orca.name` accepts, a lower-case DNS label.
+fn is_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Why an `ssh.env` entry is not a variable name or a `PREFIX*` pattern, if it is not.
+fn env_pattern_problem(pattern: &str) -> Option<&'static str> {
+    let name = pattern.strip_suffix('*').unwrap_or(pattern);
+    if name.is_empty() {
+        return Some(
+            "would let clients set any variable, `PATH` and `LD_PRELOAD` included: list the \
+             names (`LANG`) or prefixes (`LC_*`) to accept",
+        );
+    }
+    let valid = name
+        .bytes()
+        .enumerate()
+        .all(|(i, b)| b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit()));
+    (!valid).then_some(
+        "not a variable name: use letters, digits and `_` (not first), optionally ending in `*` \
+         for a prefix such as `LC_*`",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +770,10 @@ mod tests {
         ("[https]\nlogin_url = \"https://sso/?a={url}&b={url}\"", "https.login_url", "https://sso/?a={url}&b={url}", "more than once"),
         ("[ssh]\nlisten = \"127.0.0.1\"", "ssh.listen", "127.0.0.1", "not a socket address"),
         ("[ssh]\nhost_keys = [\"\"]", "ssh.host_keys[0]", "", "must not be empty"),
+        ("[ssh]\ndefault_image = \"Shell\"", "ssh.default_image", "Shell", "not an image name"),
+        ("[ssh]\nenv = [\"LANG\", \"*\"]", "ssh.env[1]", "*", "LD_PRELOAD"),
+        ("[ssh]\nenv = [\"LC-ALL\"]", "ssh.env[0]", "LC-ALL", "not a variable name"),
+        ("[ssh]\nlogin_grace = \"soon\"", "ssh.login_grace", "soon", "not a duration"),
         ("[admin]\nlisten = \"127.0.0.1:99999\"", "admin.listen", "127.0.0.1:99999", "not a socket address"),
         ("[docker]\nhost = \"/var/run/docker.sock\"", "docker.host", "/var/run/docker.sock", "unix:///var/run/docker.sock"),
         ("[docker]\nhost = \"tcp://\"", "docker.host", "tcp://", "engine address"),
