@@ -1,8 +1,8 @@
 //! `orca serve`: assemble the stages and run until shutdown.
 //!
-//! Today the gateway loads its identity resolvers, runs the image catalogue, the scheduler and
-//! the container lifecycle, and serves HTTPS; the SSH listener and the admin endpoint are
-//! assembled here as they land.
+//! The gateway loads its identity resolvers, runs the image catalogue, the scheduler and the
+//! container lifecycle, and serves HTTPS (and plain HTTP when configured) and SSH; the admin
+//! endpoint is assembled here when it lands.
 
 use std::sync::Arc;
 
@@ -12,7 +12,9 @@ use crate::config::{Config, HttpMode};
 use crate::front::Front;
 use crate::front::redirect::Redirect;
 use crate::identity::{Identities, LoadError};
+use crate::listeners::host_keys::{self, HostKeyError};
 use crate::listeners::https::{self, ServeOptions};
+use crate::listeners::ssh;
 use crate::listeners::tls::{self, Certificates, TlsError};
 use crate::listeners::workers::Workers;
 use crate::metrics::Metrics;
@@ -20,6 +22,8 @@ use crate::proxy::{Proxy, ProxyOptions};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::DockerRuntime;
 use crate::scheduler::{Options, Scheduler};
+use crate::ssh::server::SshFront;
+use crate::ssh::session::Sessions;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +47,9 @@ pub enum ServeError {
     /// The certificate could not be read or made.
     #[error("{0}")]
     Tls(#[from] TlsError),
+    /// An SSH host key could not be read or made.
+    #[error("{0}")]
+    HostKeys(#[from] HostKeyError),
     /// The connection worker threads could not be started.
     #[error(
         "cannot start {count} connection worker threads: {source}; lower `[https] workers` or raise the process's thread limit"
@@ -74,37 +81,48 @@ pub struct Listeners {
     pub https: tokio::net::TcpListener,
     /// `[http] listen`, when the table is present.
     pub http: Option<tokio::net::TcpListener>,
+    /// `[ssh] listen`.
+    pub ssh: tokio::net::TcpListener,
 }
 
 impl Listeners {
     /// Binds every configured listener.
     pub async fn bind(config: &Config) -> Result<Self, ServeError> {
-        let https = tokio::net::TcpListener::bind(config.https.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                key: "https.listen",
-                addr: config.https.listen,
-                source,
-            })?;
-        let http =
-            match &config.http {
-                Some(h) => Some(tokio::net::TcpListener::bind(h.listen).await.map_err(
-                    |source| ServeError::Bind {
-                        key: "http.listen",
-                        addr: h.listen,
-                        source,
-                    },
-                )?),
-                None => None,
-            };
-        Ok(Listeners { https, http })
+        let https = bind("https.listen", config.https.listen).await?;
+        let http = match &config.http {
+            Some(h) => Some(bind("http.listen", h.listen).await?),
+            None => None,
+        };
+        let ssh = bind("ssh.listen", config.ssh.listen).await?;
+        Ok(Listeners { https, http, ssh })
     }
 }
 
-/// Runs the gateway until `shutdown` is cancelled. Containers are left running for the next
-/// start unless `cleanup`.
+/// Binds `addr`, the value of configuration key `key`.
+async fn bind(
+    key: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { key, addr, source })
+}
+
+/// Binds the configured listeners and runs the gateway until `shutdown` is cancelled.
+/// Containers are left running for the next start unless `cleanup`.
 pub async fn run(
     config: Config,
+    shutdown: CancellationToken,
+    cleanup: bool,
+) -> Result<(), ServeError> {
+    let listeners = Listeners::bind(&config).await?;
+    run_on(config, listeners, shutdown, cleanup).await
+}
+
+/// Runs the gateway on already-bound listeners (tests bind port 0) until `shutdown`.
+pub async fn run_on(
+    config: Config,
+    listeners: Listeners,
     shutdown: CancellationToken,
     cleanup: bool,
 ) -> Result<(), ServeError> {
@@ -112,9 +130,9 @@ pub async fn run(
         path: config.state_dir.display().to_string(),
         source,
     })?;
-    let listeners = Listeners::bind(&config).await?;
     let certificates =
         Certificates::load(config.https.tls.as_ref(), &config.domain, &config.state_dir)?;
+    let host_keys = host_keys::load(&config.ssh.host_keys, &config.state_dir)?;
     let runtime =
         DockerRuntime::connect(config.docker.host.as_deref(), &config.docker.network).await?;
     // Granted directories inside the state directory (the embedded SSH keys directory) are
@@ -179,6 +197,27 @@ pub async fn run(
         options,
         shutdown.clone(),
     ));
+    let ssh_addr = listeners.ssh.local_addr().ok();
+    let ssh_front = SshFront::new(
+        identities.clone(),
+        Sessions {
+            scheduler: scheduler.clone(),
+            default_image: config.ssh.default_image.clone(),
+            env: config.ssh.env.clone(),
+            ready_timeout: config.scheduler.ready_timeout,
+            shutdown: shutdown.clone(),
+        },
+    );
+    let ssh_task = tokio::spawn(ssh::serve(
+        listeners.ssh,
+        Arc::new(ssh::server_config(host_keys)),
+        ssh_front.clone(),
+        ssh::ServeOptions {
+            login_grace: config.ssh.login_grace,
+            ..ssh::ServeOptions::default()
+        },
+        shutdown.clone(),
+    ));
     let reloader = tokio::spawn(reload_on_sighup(Arc::new(certificates), shutdown.clone()));
     let rows = scheduler.catalogue().rows();
     let usable = rows
@@ -193,6 +232,7 @@ pub async fn run(
         resolvers = identities.plugins().len(),
         https = ?https_addr,
         http = ?http_addr,
+        ssh = ?ssh_addr,
         http_mode = config.http.as_ref().map(|h| h.mode.as_str()),
         workers = workers.count(),
         "orca is running"
@@ -208,6 +248,16 @@ pub async fn run(
         && let Err(e) = task.await
     {
         tracing::error!("the http listener task failed: {e}");
+    }
+    if let Err(e) = ssh_task.await {
+        tracing::error!("the ssh listener task failed: {e}");
+    }
+    // Sessions ended with the shutdown; their tasks finish telling their users.
+    if tokio::time::timeout(ssh::DEFAULT_DRAIN_TIMEOUT, ssh_front.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!("ssh sessions still open at shutdown are cut");
     }
     scheduler.shutdown(cleanup).await;
     identities.flush();

@@ -66,7 +66,7 @@ pub struct Gateway {
 
 /// Removes every container of a test's instance, even when the test fails.
 #[derive(Debug)]
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub(crate) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
@@ -161,20 +161,7 @@ async fn start(image: String) -> Gateway {
     };
     let scheduler = Scheduler::start(
         Arc::new(runtime),
-        Options {
-            instance: instance.clone(),
-            network: "bridge".into(),
-            state_dir: Some(state.path().to_path_buf()),
-            tuning: SchedulerConfig {
-                launch_parallelism: 4,
-                launch_attempts: 5,
-                launch_retry_delay: Duration::from_millis(500),
-                ready_timeout: Duration::from_secs(30),
-                max_containers: 20,
-                restart_grace: Duration::from_secs(120),
-            },
-            sweep_interval: Duration::from_millis(200),
-        },
+        scheduler_options(&instance, state.path()),
         Arc::new(metrics.clone()),
     )
     .await
@@ -227,6 +214,24 @@ async fn start(image: String) -> Gateway {
         shutdown,
         _state: state,
         _cleanup: Cleanup(instance),
+    }
+}
+
+/// The scheduler settings of the test gateways: quick sweeps, a few retries, state in `state`.
+pub(crate) fn scheduler_options(instance: &str, state: &std::path::Path) -> Options {
+    Options {
+        instance: instance.to_string(),
+        network: "bridge".into(),
+        state_dir: Some(state.to_path_buf()),
+        tuning: SchedulerConfig {
+            launch_parallelism: 4,
+            launch_attempts: 5,
+            launch_retry_delay: Duration::from_millis(500),
+            ready_timeout: Duration::from_secs(30),
+            max_containers: 20,
+            restart_grace: Duration::from_secs(120),
+        },
+        sweep_interval: Duration::from_millis(200),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod browser;
 pub mod gateway;
 pub mod identity;
 pub mod plugins;
+pub mod ssh;
 
 /// The static busybox from Debian's `busybox-static`.
 pub const BUSYBOX: &str = "/bin/busybox";
@@ -62,9 +63,12 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 /// Builds `tests/images/<dir>` as `tag` with extra labels and Debian's static busybox in the
-/// context; returns the image id. Skips the build when the tag already holds an image of the
-/// same context and labels.
+/// context (and, for `ssh`, the SFTP server: [`build_ssh_image`]); returns the image id. Skips
+/// the build when the tag already holds an image of the same context and labels.
 pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    if dir == "ssh" {
+        return build_ssh_image(tag, extra_labels);
+    }
     if !Path::new(BUSYBOX).exists() {
         bail!("{BUSYBOX} is missing: install Debian's busybox-static (scripts/setup does)");
     }
@@ -101,7 +105,12 @@ pub fn build_image_with(
     let ctx = tempfile::tempdir().context("creating a build context directory")?;
     copy_dir(&src, ctx.path())?;
     for (name, file) in files {
-        std::fs::copy(file, ctx.path().join(name))
+        let to = ctx.path().join(name);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {} in the build context", parent.display()))?;
+        }
+        std::fs::copy(file, &to)
             .with_context(|| format!("copying {} into the build context", file.display()))?;
     }
     let mut args: Vec<String> = vec!["build".into(), "-q".into(), "-t".into(), tag.into()];
@@ -123,6 +132,52 @@ pub fn build_image_with(
         bail!("docker build of `{tag}` printed no image id: {out}");
     }
     Ok(id)
+}
+
+/// OpenSSH's SFTP server on this machine (Debian's `openssh-sftp-server`).
+pub const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+/// Builds the SSH test image of `tests/images/ssh` as `tag`: busybox, plus Debian's
+/// `sftp-server` and the shared libraries it loads (found by `ldd`), under `sftp/` in the
+/// context at their own paths, so that scp and sftp work in a `FROM scratch` image.
+fn build_ssh_image(tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    if !Path::new(BUSYBOX).exists() {
+        bail!("{BUSYBOX} is missing: install Debian's busybox-static (scripts/setup does)");
+    }
+    let mut files: Vec<(String, PathBuf)> = vec![("busybox".into(), PathBuf::from(BUSYBOX))];
+    for path in std::iter::once(PathBuf::from(SFTP_SERVER)).chain(shared_libraries(SFTP_SERVER)?) {
+        let inside = path
+            .strip_prefix("/")
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        files.push((format!("sftp/{inside}"), path));
+    }
+    let files: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(name, path)| (name.as_str(), path.as_path()))
+        .collect();
+    build_image_with("ssh", tag, extra_labels, &files)
+}
+
+/// The absolute paths of the shared libraries `binary` loads, its loader included.
+fn shared_libraries(binary: &str) -> anyhow::Result<Vec<PathBuf>> {
+    if !Path::new(binary).exists() {
+        bail!("{binary} is missing: install Debian's openssh-sftp-server (scripts/setup does)");
+    }
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .context("running ldd")?;
+    // Lines read `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+    // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no path.
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect())
 }
 
 /// Removes an image by tag (force).

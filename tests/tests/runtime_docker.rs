@@ -63,6 +63,7 @@ fn spec(image_id: &str, name: &str, instance: &str, interactive: bool) -> Create
             pids: Some(50),
         },
         interactive,
+        stdin_open: false,
     }
 }
 

@@ -1,65 +1,15 @@
 //! SSH logins with the real OpenSSH client against the gateway's SSH listener: keys answered by
 //! the bundled `ssh-key` resolver, passwords (both methods) by the password fixture plugin.
-//! Sessions are not served yet: a logged-in client's session channel is refused, so each case
-//! reads OpenSSH's own account of the login (`-v`) rather than a command's output.
+//! Each case reads OpenSSH's own account of the login (`-v`): the command itself names no image
+//! and fails, which is the sessions tests' business (`ssh_sessions.rs`).
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orca::config::PluginSource;
-use orca::identity::Identities;
-use orca::listeners::{host_keys, ssh};
-use orca::metrics::Metrics;
-use orca::ssh::server::SshFront;
+use orca::listeners::host_keys;
 use orca_tests::gateway::{PASSWORD, USER};
-use orca_tests::identity::resolver;
-use orca_tests::plugins;
-use tokio_util::sync::CancellationToken;
-
-struct Server {
-    port: u16,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-/// The listener with two resolvers: `alice`'s keys in `<files>/alice.pub`, and [`USER`]'s
-/// password.
-async fn server(state: &Path, files: &Path, login_grace: Duration) -> Server {
-    let mut keys = resolver("keys", PluginSource::Bundled("ssh-key".into()), &[]);
-    keys.files = Some(files.to_path_buf());
-    let passwords = plugins::rust_plugin("orca-fixture-passwords").expect("fixture builds");
-    let user_key = format!("user:{USER}");
-    let passwords = resolver(
-        "passwords",
-        PluginSource::Path(passwords),
-        &[(user_key.as_str(), PASSWORD)],
-    );
-    let identities = Identities::load(&[keys, passwords], state, Metrics::new())
-        .await
-        .expect("resolvers load");
-    let host_keys = host_keys::load(&[], state).expect("a host key");
-    let config = Arc::new(ssh::server_config(host_keys));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("local addr").port();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(ssh::serve(
-        listener,
-        config,
-        SshFront::new(Arc::new(identities)),
-        login_grace,
-        shutdown.clone(),
-    ));
-    Server { port, shutdown }
-}
+use orca_tests::ssh::{SshGateway, SshOptions};
 
 /// `ssh -v` as `login` with only `method` allowed; a password comes from an askpass script.
 async fn ssh_login(
@@ -129,19 +79,11 @@ fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_passwords_log_in_through_the_resolvers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, files, keys) = (
-        tmp.path().join("state"),
-        tmp.path().join("files"),
-        tmp.path().join("keys"),
-    );
-    for d in [&state, &files, &keys] {
-        std::fs::create_dir(d).unwrap();
-    }
-    let (alice_key, alice_pub) = keygen(&keys, "alice");
-    let (stranger_key, _) = keygen(&keys, "stranger");
+    let server = SshGateway::start(SshOptions::default()).await;
+    let (state, files, keys) = (&server.state, &server.keys, &server.scratch);
+    let (alice_key, alice_pub) = keygen(keys, "alice");
+    let (stranger_key, _) = keygen(keys, "stranger");
     std::fs::write(files.join("alice.pub"), alice_pub).unwrap();
-    let server = server(&state, &files, ssh::DEFAULT_LOGIN_GRACE).await;
 
     // alice's key, with and without an image in the login name.
     for login in ["alice", "alice+shell"] {
@@ -167,18 +109,18 @@ async fn keys_and_passwords_log_in_through_the_resolvers() {
 
     // The password, by either method; a wrong one refused.
     for method in ["password", "keyboard-interactive"] {
-        let out = ssh_login(server.port, USER, method, None, Some((&keys, PASSWORD))).await;
+        let out = ssh_login(server.port, USER, method, None, Some((keys, PASSWORD))).await;
         assert!(
             authenticated(&out, method),
             "{method}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = ssh_login(server.port, USER, method, None, Some((&keys, "wrong"))).await;
+        let out = ssh_login(server.port, USER, method, None, Some((keys, "wrong"))).await;
         assert!(!authenticated(&out, method), "{method}: {out:?}");
     }
 
     // The client was shown the ed25519 host key generated into the state directory.
-    let kept = host_keys::load(&[], &state).unwrap();
+    let kept = host_keys::load(&[], state).unwrap();
     let fingerprint = kept[0]
         .public_key()
         .fingerprint(russh::keys::HashAlg::Sha256)
@@ -197,12 +139,12 @@ async fn keys_and_passwords_log_in_through_the_resolvers() {
 async fn a_connection_that_does_not_log_in_is_closed_after_the_grace() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let tmp = tempfile::tempdir().unwrap();
-    let (state, files) = (tmp.path().join("state"), tmp.path().join("files"));
-    std::fs::create_dir(&state).unwrap();
-    std::fs::create_dir(&files).unwrap();
     let grace = Duration::from_secs(2);
-    let server = server(&state, &files, grace).await;
+    let server = SshGateway::start(SshOptions {
+        login_grace: grace,
+        ..SshOptions::default()
+    })
+    .await;
 
     let started = Instant::now();
     let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", server.port))

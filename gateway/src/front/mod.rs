@@ -28,6 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::config::Cidr;
 use crate::error::ErrorSource;
 use crate::identity::{Client, Decision, HttpCredential, HttpRequest, Identities, Identity};
+use crate::images::ImageSpec;
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
 use crate::scheduler::{Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
@@ -293,15 +294,7 @@ impl Front {
             .catalogue()
             .specs()
             .into_iter()
-            .filter(|s| {
-                s.kinds.web
-                    && allowed(
-                        who,
-                        &s.name,
-                        s.allows_groups(who.groups.iter().map(String::as_str)),
-                    )
-                    .is_ok()
-            })
+            .filter(|s| s.kinds.web && allowed(who, s).is_ok())
             .map(|s| {
                 let url = format!("{scheme}://{}.{}{port}/", s.name, self.domain);
                 (s.name.clone(), url)
@@ -324,11 +317,7 @@ impl Front {
             Lookup::Ready(spec) if !spec.kinds.web => {
                 Err(FrontError::UnknownImage(image.to_string()))
             }
-            Lookup::Ready(spec) => allowed(
-                who,
-                image,
-                spec.allows_groups(who.groups.iter().map(String::as_str)),
-            ),
+            Lookup::Ready(spec) => allowed(who, &spec),
         }
     }
 
@@ -617,24 +606,15 @@ pub fn rescue(e: &FrontError) -> Response<Body> {
     no_store(r)
 }
 
-fn allowed(who: &Identity, image: &str, by_groups: bool) -> Result<(), FrontError> {
-    if let Some(images) = &who.images
-        && !images.iter().any(|i| i.eq_ignore_ascii_case(image))
-    {
-        return Err(FrontError::NotAllowed {
+fn allowed(who: &Identity, spec: &ImageSpec) -> Result<(), FrontError> {
+    match spec.refusal(who.images.as_deref(), who.groups.iter().map(String::as_str)) {
+        None => Ok(()),
+        Some(why) => Err(FrontError::NotAllowed {
             user: who.id.clone(),
-            image: image.to_string(),
-            why: "the resolver that identified you does not list this image for you".to_string(),
-        });
+            image: spec.name.clone(),
+            why: why.to_string(),
+        }),
     }
-    if !by_groups {
-        return Err(FrontError::NotAllowed {
-            user: who.id.clone(),
-            image: image.to_string(),
-            why: "the image is limited to groups you are not in (orca.access.groups)".to_string(),
-        });
-    }
-    Ok(())
 }
 
 fn phase_word(phase: &Phase) -> &'static str {

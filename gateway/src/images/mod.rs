@@ -75,6 +75,27 @@ impl ImageSpec {
     pub fn allows_groups<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> bool {
         self.access_groups.is_empty() || groups.into_iter().any(|g| self.access_groups.contains(g))
     }
+
+    /// Why a user may not use the image, if not: `images` is the list the resolver that
+    /// identified them gave (`None`: no restriction), `groups` theirs.
+    pub fn refusal<'a>(
+        &self,
+        images: Option<&[String]>,
+        groups: impl IntoIterator<Item = &'a str>,
+    ) -> Option<&'static str> {
+        if let Some(images) = images
+            && !images.iter().any(|i| i.eq_ignore_ascii_case(&self.name))
+        {
+            return Some("the resolver that identified you does not list this image for you");
+        }
+        (!self.allows_groups(groups))
+            .then_some("the image is limited to groups you are not in (orca.access.groups)")
+    }
+
+    /// Whether SSH sessions can use the image (`ssh`, or `tcp` through `connect`).
+    pub fn serves_ssh(&self) -> bool {
+        self.kinds.ssh || self.kinds.tcp
+    }
 }
 
 /// The protocols an image serves.

@@ -15,14 +15,13 @@ use russh::server::Config;
 use russh::{MethodKind, MethodSet, Preferred, SshId, cipher, compression, kex, mac};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::accept_error;
 use crate::write_through::write_through;
 
-/// How long a connection has from connecting to logging in (OpenSSH's `LoginGraceTime`).
-pub const DEFAULT_LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// Authentication attempts per connection before it is closed (OpenSSH's `MaxAuthTries`).
 pub const DEFAULT_MAX_AUTH_ATTEMPTS: usize = 6;
 /// How long a failed attempt takes, whatever failed: no timing tells a known user from an
@@ -124,17 +123,58 @@ pub trait Connections: Send + Sync + 'static {
     fn connection(&self, peer: SocketAddr) -> (Self::Handler, watch::Receiver<bool>);
 }
 
+/// How the SSH listener treats connections.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// From connecting to logging in.
+    pub login_grace: Duration,
+    /// Connections served at once; the next client waits in the kernel's backlog.
+    pub max_connections: usize,
+    /// After shutdown (sessions are told and end at once), for clients to hang up before
+    /// their connections are closed.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            login_grace: crate::config::DEFAULT_SSH_LOGIN_GRACE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// How many SSH connections are served at once unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long clients get to hang up after shutdown ended their sessions.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves SSH on `listener` until `shutdown`. The loop only accepts: each connection's key
 /// exchange and login run in its own task, which closes a connection not logged in within
-/// `login_grace`.
+/// `options.login_grace`. After shutdown it stops accepting and returns once every
+/// connection has closed, closing those still open after `options.drain_timeout`.
 pub async fn serve<C: Connections>(
     listener: TcpListener,
     config: Arc<Config>,
     connections: Arc<C>,
-    login_grace: Duration,
+    options: ServeOptions,
     shutdown: CancellationToken,
 ) {
+    let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let close = CancellationToken::new();
+    let local = listener.local_addr().ok();
+    tracing::info!(addr = ?local, "listening for ssh");
     loop {
+        // The permit comes first: at the limit, new clients wait in the backlog.
+        let permit = tokio::select! {
+            () = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -143,15 +183,33 @@ pub async fn serve<C: Connections>(
                     continue;
                 }
             },
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
         };
         let (handler, logged_in) = connections.connection(peer);
         let config = config.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection(stream, config, handler, logged_in, login_grace).await {
-                tracing::debug!(%peer, %error, "ssh connection ended with an error");
+        let grace = options.login_grace;
+        let close = close.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            tokio::select! {
+                ended = connection(stream, config, handler, logged_in, grace) => {
+                    if let Err(error) = ended {
+                        tracing::debug!(%peer, %error, "ssh connection ended with an error");
+                    }
+                }
+                () = close.cancelled() => {}
             }
         });
+    }
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(options.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::info!(addr = ?local, open = tracker.len(), "closing the ssh connections left");
+        close.cancel();
+        tracker.wait().await;
     }
 }
 

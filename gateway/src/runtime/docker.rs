@@ -162,7 +162,7 @@ impl Runtime for DockerRuntime {
             labels: Some(spec.labels.clone()),
             stop_signal: spec.stop_signal.clone(),
             stop_timeout: Some(grace as i64),
-            open_stdin: Some(spec.interactive),
+            open_stdin: Some(spec.interactive || spec.stdin_open),
             stdin_once: Some(false),
             tty: Some(spec.interactive),
             attach_stdin: Some(spec.interactive),

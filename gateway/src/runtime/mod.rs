@@ -115,6 +115,9 @@ pub struct CreateSpec {
     pub limits: ResourceLimits,
     /// Keep stdin open with a TTY so `attach` gets an interactive shell.
     pub interactive: bool,
+    /// Keep stdin open (without a TTY unless `interactive`): an image whose main process is a
+    /// shell, served by `exec`, then waits for input instead of exiting at once.
+    pub stdin_open: bool,
 }
 
 /// A container as the engine reports it.

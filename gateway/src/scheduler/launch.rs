@@ -115,6 +115,7 @@ impl Inner {
             stop_grace: spec.stop_grace,
             limits: spec.limits,
             interactive: spec.method == Some(ConnectionMethod::Attach),
+            stdin_open: spec.method == Some(ConnectionMethod::Exec),
         })
     }
 
@@ -159,6 +160,9 @@ impl Inner {
                     c.id = Some(id.clone());
                 }
             }
+            if create.interactive {
+                self.attach_console(name, &id).await;
+            }
             if !self.set_phase_if_live(name, Phase::Starting) {
                 let _ = self.runtime.remove(&id).await;
                 return Err(StopReason::LaunchFailed("stopped while launching".into()));
@@ -179,6 +183,7 @@ impl Inner {
                     let mut st = self.lock();
                     if let Some(c) = st.containers.get_mut(name) {
                         c.id = None;
+                        c.console = None;
                     }
                     last = Some(e);
                 }
@@ -280,6 +285,21 @@ impl Inner {
             effects.persist = true;
         }
         self.run(effects);
+    }
+
+    /// Attaches to a created container's stdio before it starts, for its first session. A
+    /// failure is not the launch's: that session attaches after the start instead, missing only
+    /// what the process printed first.
+    async fn attach_console(&self, name: &str, id: &str) {
+        match self.runtime.attach(id).await {
+            Ok(console) => {
+                let mut st = self.lock();
+                if let Some(c) = st.containers.get_mut(name) {
+                    c.console = Some(console);
+                }
+            }
+            Err(e) => self.runtime_error("attach", &e),
+        }
     }
 
     fn set_phase_if_live(&self, name: &str, phase: Phase) -> bool {

@@ -212,6 +212,7 @@ impl Placement {
             container_id: id,
             address,
             spec: self.spec,
+            phase: self.phase,
             kick: self.kick,
             guard: self.guard,
         })
@@ -229,8 +230,9 @@ pub struct Lease {
     pub address: Option<IpAddr>,
     /// The image's effective settings (port, method, exec command…).
     pub spec: Arc<ImageSpec>,
+    pub(super) phase: watch::Receiver<Phase>,
     kick: Arc<Kick>,
-    guard: SessionGuard,
+    pub(super) guard: SessionGuard,
 }
 
 impl Lease {

@@ -16,6 +16,7 @@
 
 mod adopt;
 mod catalogue;
+mod console;
 mod launch;
 mod lease;
 mod lifecycle;

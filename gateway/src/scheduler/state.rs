@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::UserId;
 use super::lease::{Activity, Kick};
 use crate::images::ImageSpec;
+use crate::runtime::Attached;
 use crate::units::format_duration;
 
 /// How many stopped containers `orca status` remembers.
@@ -56,6 +57,14 @@ impl Phase {
 
     fn is_live(&self) -> bool {
         !matches!(self, Phase::Stopping(_) | Phase::Gone(_))
+    }
+
+    /// Whether the container is on its way to ready.
+    pub fn is_starting(&self) -> bool {
+        matches!(
+            self,
+            Phase::Queued | Phase::Creating(_) | Phase::Starting | Phase::WaitingReady
+        )
     }
 }
 
@@ -202,6 +211,9 @@ pub(crate) struct ContainerRec {
     pub(crate) served: u32,
     pub(crate) drain: Option<DrainReason>,
     pub(crate) empty_since: Option<Instant>,
+    /// The main process's stdio (`attach` images), attached before the start so that none of
+    /// its first output is lost; the first session that attaches takes it.
+    pub(crate) console: Option<Attached>,
 }
 
 impl ContainerRec {
@@ -219,6 +231,7 @@ impl ContainerRec {
             served: 0,
             drain: None,
             empty_since: Some(now),
+            console: None,
         }
     }
 

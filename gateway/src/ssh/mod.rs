@@ -7,5 +7,8 @@
 //! are not served yet, and `orca serve` does not start the SSH listener.
 
 pub mod auth;
+mod bridge;
 pub mod login;
+pub mod menu;
 pub mod server;
+pub mod session;

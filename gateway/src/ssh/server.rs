@@ -1,31 +1,51 @@
-//! One SSH connection's handler: its login is answered by the resolver chain.
+//! One SSH connection's handler: its login is answered by the resolver chain, its session
+//! channels are served by [`super::session`].
 //!
-//! Sessions (the image menu, attach / exec / connect to the container) are not served yet:
-//! a logged-in client's session channels are refused (russh's default handler), which
-//! OpenSSH reports as a failed channel open.
+//! The handler answers the protocol (which requests succeed); each session channel's task
+//! acts on the same requests, which russh hands to both. Only session channels are served:
+//! port forwarding, agent forwarding and X11 are refused.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use russh::server::{Auth, PublicKeyOffer, Response, VerifiedPublicKey};
+use russh::server::{
+    Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Response, Session, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 use super::auth::{attempt, public_key};
 use super::login::{self, Login};
+use super::session::{self, Owner, Sessions, env_allowed};
 use crate::identity::{Credential, Decision, Identities, Identity};
 use crate::listeners::ssh::Connections;
+use crate::scheduler::UserId;
 
 /// The SSH front, shared by every connection of a listener.
 #[derive(Debug)]
 pub struct SshFront {
     identities: Arc<Identities>,
+    sessions: Arc<Sessions>,
+    tasks: TaskTracker,
 }
 
 impl SshFront {
-    /// A front asking `identities` who logs in.
-    pub fn new(identities: Arc<Identities>) -> Arc<Self> {
-        Arc::new(Self { identities })
+    /// A front asking `identities` who logs in and serving their sessions with `sessions`.
+    pub fn new(identities: Arc<Identities>, sessions: Sessions) -> Arc<Self> {
+        Arc::new(Self {
+            identities,
+            sessions: Arc::new(sessions),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Waits until every session task has finished (after the shutdown token ended them).
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 
@@ -36,8 +56,12 @@ impl Connections for SshFront {
         let (logged_in, rx) = watch::channel(false);
         let conn = Connection {
             identities: self.identities.clone(),
+            sessions: self.sessions.clone(),
+            tasks: self.tasks.clone(),
             peer,
             who: None,
+            owner: None,
+            started: HashSet::new(),
             logged_in,
         };
         (conn, rx)
@@ -48,9 +72,15 @@ impl Connections for SshFront {
 #[derive(Debug)]
 pub struct Connection {
     identities: Arc<Identities>,
+    sessions: Arc<Sessions>,
+    tasks: TaskTracker,
     peer: SocketAddr,
     /// Who logged in, and what the login name asked for.
     who: Option<(Login, Identity)>,
+    /// The same, as every session of the connection sees it.
+    owner: Option<Arc<Owner>>,
+    /// Channels that asked to run something: a second ask on one channel is refused.
+    started: HashSet<ChannelId>,
     logged_in: watch::Sender<bool>,
 }
 
@@ -73,6 +103,12 @@ impl Connection {
                 identity, resolver, ..
             } => {
                 tracing::info!(peer = %self.peer, user = %identity.id, %resolver, "ssh login");
+                self.owner = Some(Arc::new(Owner {
+                    user: UserId::new(identity.id.clone()),
+                    identity: identity.clone(),
+                    image: login.image.clone(),
+                    peer: self.peer,
+                }));
                 self.who = Some((login, identity));
                 let _ = self.logged_in.send(true);
                 Auth::Accept
@@ -143,5 +179,100 @@ impl russh::server::Handler for Connection {
         let password = String::from_utf8_lossy(&password).into_owned();
         Ok(self.decide(user, Credential::Password(password)).await)
     }
-    // Session channels: the default handler refuses them until sessions are built.
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Dropping the reply refuses the channel: only a logged-in client gets one.
+        let Some(owner) = self.owner.clone() else {
+            return Ok(());
+        };
+        reply.accept().await;
+        self.tasks
+            .spawn(session::run(channel, owner, self.sessions.clone()));
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _cols: u32,
+        _rows: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_success(channel)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if env_allowed(&self.sessions.env, name) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, true, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _command: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, true, session)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, name == "sftp", session)
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.started.remove(&channel);
+        Ok(())
+    }
+}
+
+impl Connection {
+    /// Answers a request to run something on `channel`: the first one the session task can
+    /// serve succeeds, any later one on the same channel fails.
+    fn start(
+        &mut self,
+        channel: ChannelId,
+        servable: bool,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        if servable && self.started.insert(channel) {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
 }
