@@ -19,6 +19,7 @@ pub mod app;
 pub mod browser;
 pub mod gateway;
 pub mod identity;
+pub mod ldap;
 pub mod plugins;
 pub mod ssh;
 
