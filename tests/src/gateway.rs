@@ -420,4 +420,13 @@ impl Runtime for Gated {
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
         self.inner.exec_exit_code(exec_id).await
     }
+
+    async fn signal(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        signal: &str,
+    ) -> Result<(), RuntimeError> {
+        self.inner.signal(id, exec_id, signal).await
+    }
 }

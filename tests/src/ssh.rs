@@ -153,6 +153,15 @@ impl SshGateway {
     /// An ed25519 key for `user`, its public half registered with the `ssh-key` resolver;
     /// returns the private key's path.
     pub fn user_key(&self, user: &str) -> PathBuf {
+        let path = self.client_key(user);
+        let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+        std::fs::write(self.keys.join(format!("{user}.pub")), public).expect("register the key");
+        path
+    }
+
+    /// An ed25519 key pair for `user` in the scratch directory, known to no resolver;
+    /// returns the private key's path (the public one ends in `.pub`).
+    pub fn client_key(&self, user: &str) -> PathBuf {
         let path = self.scratch.join(format!("{user}_ed25519"));
         if !path.exists() {
             let status = Command::new("ssh-keygen")
@@ -162,9 +171,44 @@ impl SshGateway {
                 .expect("run ssh-keygen");
             assert!(status.success(), "ssh-keygen failed");
         }
-        let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
-        std::fs::write(self.keys.join(format!("{user}.pub")), public).expect("register the key");
         path
+    }
+
+    /// `ssh` as `login` with `password` only (given by an askpass script), running `command`.
+    pub async fn ssh_with_password(&self, login: &str, password: &str, command: &str) -> Output {
+        let askpass = self.scratch.join(format!("askpass-{}", unique_name("pw")));
+        std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n"))
+            .expect("write the askpass script");
+        std::fs::set_permissions(
+            &askpass,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .expect("make the askpass script executable");
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-p", &self.port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"])
+            .args([
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+            ])
+            .args([
+                "-o",
+                "PreferredAuthentications=password,keyboard-interactive",
+            ])
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .arg(format!("{login}@127.0.0.1"))
+            .arg(command);
+        run(cmd, Vec::new()).await
     }
 
     /// The OpenSSH client's options for this gateway, logging in with `key` (no prompts, no

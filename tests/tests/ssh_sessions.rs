@@ -402,3 +402,141 @@ async fn a_terminal_session_chooses_from_the_menu_resizes_and_takes_ctrl_c() {
     tmux.wait_for_screen("the client's exit status", |s| s.contains("ssh-exit=5"))
         .await;
 }
+
+/// LDAP through the real `ldap` resolver against a private slapd: alice's `sshPublicKey`
+/// (stored there, in no file) and bob's password log them in, each into their own container,
+/// with the groups the directory gives them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldap_keys_and_passwords_log_users_into_their_containers() {
+    use orca_tests::ldap::{Slapd, ldap};
+
+    let shell = shell_image(&[]);
+    let keys = tempfile::tempdir().unwrap();
+    let alice_key = keys.path().join("alice");
+    assert!(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
+            .arg(&alice_key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let slapd = Slapd::start(&alice_key.with_extension("pub"));
+    let gw = SshGateway::start(SshOptions {
+        resolvers: vec![ldap(
+            &format!("ldap://{}", slapd.addr()),
+            &[slapd.addr()],
+            &[],
+        )],
+        ..SshOptions::default()
+    })
+    .await;
+    gw.scheduler.refresh_catalogue().await.unwrap();
+
+    let out = gw
+        .ssh(
+            &alice_key,
+            &format!("alice+{shell}"),
+            "echo \"$ORCA_USER|$ORCA_GROUPS\"; hostname",
+            b"",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = stdout(&out);
+    let (who, host) = said.split_once('\n').unwrap();
+    assert!(who.starts_with("alice|"), "{said}");
+    assert!(who.contains("devs") && who.contains("ops"), "{said}");
+
+    let out = gw
+        .ssh_with_password(
+            &format!("bob+{shell}"),
+            "bob-password",
+            "echo \"$ORCA_USER|$ORCA_GROUPS\"; hostname",
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said_bob = stdout(&out);
+    let (bob, bob_host) = said_bob.split_once('\n').unwrap();
+    assert_eq!(bob, "bob|devs", "{said_bob}");
+    assert_ne!(bob_host, host.trim(), "bob landed in alice's container");
+
+    // A wrong password, and alice's key offered for bob, are refused.
+    let out = gw
+        .ssh_with_password(&format!("bob+{shell}"), "not-bobs", "true")
+        .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    assert!(stderr(&out).contains("Permission denied"), "{}", text(&out));
+    let out = gw
+        .ssh(&alice_key, &format!("bob+{shell}"), "true", b"")
+        .await;
+    assert!(stderr(&out).contains("Permission denied"), "{}", text(&out));
+}
+
+/// A client that accepts any host key (the test's own gateway).
+struct Trusting;
+
+impl russh::client::Handler for Trusting {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+/// OpenSSH's client cannot send signals, so a russh client does: SIGTERM reaches the command's
+/// process, whose trap answers and sets the exit status the client receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_signal_reaches_the_command() {
+    use russh::ChannelMsg;
+    use russh::keys::PrivateKeyWithHashAlg;
+
+    let shell = shell_image(&[]);
+    let gw = SshGateway::start(SshOptions::default()).await;
+    gw.scheduler.refresh_catalogue().await.unwrap();
+    let key = russh::keys::load_secret_key(gw.user_key("alice"), None).unwrap();
+    let config = std::sync::Arc::new(russh::client::Config::default());
+    let mut client = russh::client::connect(config, ("127.0.0.1", gw.port), Trusting)
+        .await
+        .unwrap();
+    let auth = client
+        .authenticate_publickey(
+            format!("alice+{shell}"),
+            PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
+        )
+        .await
+        .unwrap();
+    assert!(auth.success());
+    let mut channel = client.channel_open_session().await.unwrap();
+    channel
+        .exec(
+            true,
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 1; done",
+        )
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut signalled = false;
+    let status = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    seen.push_str(&String::from_utf8_lossy(&data));
+                    if seen.contains("ready") && !signalled {
+                        signalled = true;
+                        channel.signal(russh::Sig::TERM).await.unwrap();
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => return Some(exit_status),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the command ends after the signal");
+    assert_eq!(status, Some(42), "output: {seen}");
+    assert!(seen.contains("got-term"), "{seen}");
+}

@@ -15,8 +15,9 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
-    ResizeContainerTTYOptionsBuilder, ResizeExecOptionsBuilder, StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, ResizeExecOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -407,6 +408,50 @@ impl Runtime for DockerRuntime {
                     )
                 }),
         }
+    }
+
+    async fn signal(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        signal: &str,
+    ) -> Result<(), RuntimeError> {
+        let doing = format!("sending SIG{signal} in container {}", short(id));
+        let Some(exec) = exec_id else {
+            let opts = KillContainerOptionsBuilder::default()
+                .signal(&format!("SIG{signal}"))
+                .build();
+            return self
+                .docker
+                .kill_container(id, Some(opts))
+                .await
+                .map_err(|e| wrap(&doing, e));
+        };
+        // The engine has no call to signal an exec: its process is signalled directly, by the
+        // host pid the engine reports, which needs the engine on this host.
+        let info = self
+            .docker
+            .inspect_exec(exec)
+            .await
+            .map_err(|e| wrap(&doing, e))?;
+        let pid = match (info.running, info.pid) {
+            (Some(true), Some(pid)) if pid > 0 => pid,
+            _ => return Err(RuntimeError::new(doing, "the command is no longer running")),
+        };
+        let signal: nix::sys::signal::Signal = format!("SIG{signal}")
+            .parse()
+            .map_err(|_| RuntimeError::new(&doing, "no such signal"))?;
+        let pid = i32::try_from(pid)
+            .map_err(|_| RuntimeError::new(&doing, format!("the engine reported pid {pid}")))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| {
+            RuntimeError::new(
+                doing,
+                format!(
+                    "{e}: a command's process is signalled by its host pid, which needs Orca \
+                     on the engine's host and in its pid namespace"
+                ),
+            )
+        })
     }
 
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {

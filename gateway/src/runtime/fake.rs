@@ -331,4 +331,16 @@ impl Runtime for FakeRuntime {
     async fn exec_exit_code(&self, _exec_id: &str) -> Result<Option<i64>, RuntimeError> {
         Ok(None)
     }
+
+    async fn signal(
+        &self,
+        id: &str,
+        _exec_id: Option<&str>,
+        _signal: &str,
+    ) -> Result<(), RuntimeError> {
+        Err(RuntimeError::new(
+            format!("signalling {id}"),
+            "the fake engine has no processes",
+        ))
+    }
 }

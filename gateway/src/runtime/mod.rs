@@ -79,6 +79,15 @@ pub trait Runtime: Send + Sync + std::fmt::Debug + 'static {
 
     /// Exit code of a finished exec, `None` while it runs.
     async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
+
+    /// Sends `signal` (a name without `SIG`, such as `TERM`) to the main process of a
+    /// container (`exec_id` `None`) or to the process of a running exec.
+    async fn signal(
+        &self,
+        id: &str,
+        exec_id: Option<&str>,
+        signal: &str,
+    ) -> Result<(), RuntimeError>;
 }
 
 /// An image that carries `orca.*` labels.

@@ -47,6 +47,16 @@ impl Lease {
             .await
     }
 
+    /// Sends `signal` (`TERM`, `INT`, …) to the console's process (`exec_id` `None`) or to
+    /// a command's.
+    pub async fn signal(&self, exec_id: Option<&str>, signal: &str) -> Result<(), RuntimeError> {
+        let inner = self.inner("sending a signal")?;
+        inner
+            .runtime
+            .signal(&self.container_id, exec_id, signal)
+            .await
+    }
+
     /// The exit code of a command (`exec_id`) or of the main process; `None` while it runs.
     pub async fn exit_code(&self, exec_id: Option<&str>) -> Result<Option<i64>, RuntimeError> {
         let inner = self.inner("reading an exit code")?;

@@ -4,7 +4,8 @@
 //! Both directions run at once, so a process that writes while its input is full never
 //! deadlocks against us; each is held back by its reader (the client's SSH window, the
 //! container's pipe). Output travels as the engine's `Bytes`, uncopied into the channel.
-//! Bytes both ways count as activity; window changes resize the terminal. The session ends
+//! Bytes both ways count as activity; window changes resize the terminal; signals go to the
+//! process. The session ends
 //! when the process's output ends (its exit status is returned), when the client closes the
 //! channel, when a limit ends the user's session, or when the gateway stops.
 
@@ -12,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
-use russh::{ChannelMsg, ChannelReadHalf};
+use russh::{ChannelMsg, ChannelReadHalf, Sig};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -170,6 +171,9 @@ pub(super) async fn run(
                 }) if kind != Kind::Port => {
                     resize(lease, exec, size(col_width, row_height)).await;
                 }
+                Some(ChannelMsg::Signal { signal }) if kind != Kind::Port => {
+                    forward_signal(lease, exec, &signal).await;
+                }
                 Some(ChannelMsg::Close) | None => return,
                 Some(_) => {}
             }
@@ -235,9 +239,63 @@ async fn exit_status(lease: &Lease, exec: Option<&str>) -> Result<End, super::se
     }
 }
 
+/// Passes a client's signal to the process; one the engine cannot deliver is logged (SSH has
+/// no answer to a signal request).
+async fn forward_signal(lease: &Lease, exec: Option<&str>, signal: &Sig) {
+    let Some(name) = signal_name(signal) else {
+        tracing::debug!(container = %lease.container, ?signal, "ignored a malformed signal name");
+        return;
+    };
+    if let Err(e) = lease.signal(exec, name).await {
+        tracing::info!(container = %lease.container, "a client's signal was not delivered: {e}");
+    }
+}
+
+/// The name of a signal as the engine takes it (`TERM`), when it looks like one.
+fn signal_name(signal: &Sig) -> Option<&str> {
+    Some(match signal {
+        Sig::ABRT => "ABRT",
+        Sig::ALRM => "ALRM",
+        Sig::FPE => "FPE",
+        Sig::HUP => "HUP",
+        Sig::ILL => "ILL",
+        Sig::INT => "INT",
+        Sig::KILL => "KILL",
+        Sig::PIPE => "PIPE",
+        Sig::QUIT => "QUIT",
+        Sig::SEGV => "SEGV",
+        Sig::TERM => "TERM",
+        Sig::USR1 => "USR1",
+        // Other names (USR2, WINCH…) pass when they look like one; the engine judges them.
+        Sig::Custom(name)
+            if (1..=8).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+        {
+            name
+        }
+        Sig::Custom(_) => return None,
+    })
+}
+
 /// Resizes a terminal; a failure only leaves the old size, so it is logged, not fatal.
 async fn resize(lease: &Lease, exec: Option<&str>, size: TtySize) {
     if let Err(e) = lease.resize(exec, size).await {
         tracing::debug!(container = %lease.container, "resizing a terminal failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_signal_like_names_reach_the_engine() {
+        assert_eq!(signal_name(&Sig::TERM), Some("TERM"));
+        assert_eq!(signal_name(&Sig::Custom("USR2".into())), Some("USR2"));
+        for bad in ["", "term", "TERM; rm", "VERYLONGNAME", "SIG-1"] {
+            assert_eq!(signal_name(&Sig::Custom(bad.into())), None, "{bad}");
+        }
     }
 }
