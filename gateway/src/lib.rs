@@ -17,8 +17,9 @@
 //!   stage that calls [`runtime`].
 //! - [`runtime`] is the container engine behind a trait; [`runtime::docker`] speaks the Docker
 //!   API through bollard.
-//! - [`front`] (HTTPS) and [`ssh`] (SSH, being built) take a listener's connection through the
-//!   stages: who it is, which container, then its bytes.
+//! - [`front`] (HTTPS) and [`ssh`] (SSH) take a listener's connection through the stages: who
+//!   it is, which container, then its bytes (SSH sessions reach a container's console or
+//!   commands through the lease, never the engine).
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
 //! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`], [`signal`] and [`error`].

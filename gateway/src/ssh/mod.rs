@@ -2,9 +2,10 @@
 //! `password` interfaces), which image it lands in, and the bytes between the session's
 //! channels and the container. The transport (russh, host keys) is in [`crate::listeners`].
 //!
-//! Built in steps (issue 5); so far: the login name ([`login`]), the credentials as the
-//! resolvers see them ([`auth`]), and logins answered by the resolvers ([`server`]); sessions
-//! are not served yet, and `orca serve` does not start the SSH listener.
+//! Files in flow order: the login name ([`login`]), the credentials as the resolvers see them
+//! ([`auth`]), the connection's handler answering logins and requests ([`server`]), one session
+//! channel from its requests to its exit status ([`session`]), the image menu ([`menu`]), and
+//! the bytes between a channel and its container (`bridge`).
 
 pub mod auth;
 mod bridge;
