@@ -486,29 +486,63 @@ impl russh::client::Handler for Trusting {
     }
 }
 
+/// A russh client logged in to `gw` as `login` with alice's key.
+async fn russh_client(gw: &SshGateway, login: &str) -> russh::client::Handle<Trusting> {
+    let key = russh::keys::load_secret_key(gw.user_key("alice"), None).expect("alice's key");
+    let config = std::sync::Arc::new(russh::client::Config::default());
+    let mut client = russh::client::connect(config, ("127.0.0.1", gw.port), Trusting)
+        .await
+        .expect("the client connects");
+    let auth = client
+        .authenticate_publickey(
+            login,
+            russh::keys::PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
+        )
+        .await
+        .expect("the login exchange");
+    assert!(auth.success());
+    client
+}
+
+/// One connection holds at most ten session channels at once; closing one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opens_at_most_ten_sessions() {
+    let shell = shell_image(&[]);
+    let gw = SshGateway::start(SshOptions::default()).await;
+    gw.scheduler.refresh_catalogue().await.unwrap();
+    let client = russh_client(&gw, &format!("alice+{shell}")).await;
+    let mut open = Vec::new();
+    for _ in 0..orca::ssh::server::MAX_SESSIONS {
+        open.push(
+            client
+                .channel_open_session()
+                .await
+                .expect("a session within the cap"),
+        );
+    }
+    assert!(
+        client.channel_open_session().await.is_err(),
+        "the eleventh was opened"
+    );
+    let first = open.remove(0);
+    first.close().await.unwrap();
+    wait_for("room for a session", Duration::from_secs(10), || async {
+        client.channel_open_session().await.ok()
+    })
+    .await
+    .unwrap();
+}
+
 /// OpenSSH's client cannot send signals, so a russh client does: SIGTERM reaches the command's
 /// process, whose trap answers and sets the exit status the client receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_signal_reaches_the_command() {
     use russh::ChannelMsg;
-    use russh::keys::PrivateKeyWithHashAlg;
 
     let shell = shell_image(&[]);
     let gw = SshGateway::start(SshOptions::default()).await;
     gw.scheduler.refresh_catalogue().await.unwrap();
-    let key = russh::keys::load_secret_key(gw.user_key("alice"), None).unwrap();
-    let config = std::sync::Arc::new(russh::client::Config::default());
-    let mut client = russh::client::connect(config, ("127.0.0.1", gw.port), Trusting)
-        .await
-        .unwrap();
-    let auth = client
-        .authenticate_publickey(
-            format!("alice+{shell}"),
-            PrivateKeyWithHashAlg::new(std::sync::Arc::new(key), None),
-        )
-        .await
-        .unwrap();
-    assert!(auth.success());
+    let client = russh_client(&gw, &format!("alice+{shell}")).await;
     let mut channel = client.channel_open_session().await.unwrap();
     channel
         .exec(

@@ -61,6 +61,7 @@ impl Connections for SshFront {
             peer,
             who: None,
             owner: None,
+            open: HashSet::new(),
             started: HashSet::new(),
             logged_in,
         };
@@ -79,10 +80,16 @@ pub struct Connection {
     who: Option<(Login, Identity)>,
     /// The same, as every session of the connection sees it.
     owner: Option<Arc<Owner>>,
+    /// Session channels open now.
+    open: HashSet<ChannelId>,
     /// Channels that asked to run something: a second ask on one channel is refused.
     started: HashSet<ChannelId>,
     logged_in: watch::Sender<bool>,
 }
+
+/// Session channels one connection may have open at once (OpenSSH's `MaxSessions`): each is
+/// a process in a container, and one client must not open them without bound.
+pub const MAX_SESSIONS: usize = 10;
 
 /// The one prompt of keyboard-interactive logins: a password, not echoed.
 const PASSWORD_PROMPT: &[(Cow<'static, str>, bool)] = &[(Cow::Borrowed("Password: "), false)];
@@ -190,6 +197,11 @@ impl russh::server::Handler for Connection {
         let Some(owner) = self.owner.clone() else {
             return Ok(());
         };
+        if self.open.len() >= MAX_SESSIONS {
+            tracing::info!(peer = %self.peer, user = %owner.user, "ssh session refused: {MAX_SESSIONS} already open on this connection");
+            return Ok(());
+        }
+        self.open.insert(channel.id());
         reply.accept().await;
         self.tasks
             .spawn(session::run(channel, owner, self.sessions.clone()));
@@ -255,6 +267,7 @@ impl russh::server::Handler for Connection {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.open.remove(&channel);
         self.started.remove(&channel);
         Ok(())
     }
