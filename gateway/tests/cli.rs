@@ -142,6 +142,12 @@ impl Served {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(dir.path());
         let file = dir.path().join("orca.toml");
+        // Tests run at once: the SSH listener's default port would collide.
+        let config = if config.contains("[ssh]") {
+            config.to_string()
+        } else {
+            format!("{config}\n[ssh]\nlisten = \"127.0.0.1:0\"\n")
+        };
         std::fs::write(&file, config).expect("write the config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_orca"))
             .args(["serve", "--config", &file.display().to_string()])
@@ -150,27 +156,27 @@ impl Served {
             .expect("orca starts");
         let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
         let mut log = String::new();
-        let mut ports = Vec::new();
+        let mut running = String::new();
         for line in lines.by_ref() {
             let line = line.expect("orca's stderr reads");
             log.push_str(&line);
             log.push('\n');
             if line.contains("orca is running") {
-                // `https=Some(127.0.0.1:PORT) http=Some(127.0.0.1:PORT)`
-                ports = line
-                    .split("127.0.0.1:")
-                    .skip(1)
-                    .filter_map(|rest| rest.split(')').next()?.parse::<u16>().ok())
-                    .collect();
+                running = line;
                 break;
             }
         }
         assert!(log.contains("orca is running"), "{log}");
-        let (https, http) = match ports.as_slice() {
-            [https] => (*https, None),
-            [https, http] => (*https, Some(*http)),
-            other => panic!("the running line names the listen addresses: {other:?}\n{log}"),
+        // `https=Some(127.0.0.1:PORT) http=Some(127.0.0.1:PORT) ssh=…`
+        let port = |field: &str| {
+            running
+                .split(&format!(" {field}=Some(127.0.0.1:"))
+                .nth(1)
+                .and_then(|rest| rest.split(')').next()?.parse::<u16>().ok())
         };
+        let https = port("https")
+            .unwrap_or_else(|| panic!("the running line names the https address:\n{log}"));
+        let http = port("http");
         Served {
             child,
             lines,

@@ -259,9 +259,10 @@ async fn plugin_output_goes_to_the_log_under_its_name() {
     .await
     .unwrap();
     assert_eq!(ids.http(&request(&[])).await, Decision::Unknown);
-    // WASI writes stdout through a background task: give it the thread until both lines land.
+    // WASI writes stdout through a background task: give it the thread until both lines land
+    // (up to 10 s: on a loaded machine 2 s were not always enough for the second line).
     let logged = || String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let text = logged();
         let ours = |needle: &str| {
             text.lines()
