@@ -57,6 +57,13 @@ pub struct Metrics {
     pub resolver_failures: IntCounterVec,
     /// `orca_resolver_instances_total{resolver}`: instances created (instantiate + init).
     pub resolver_instances: IntCounterVec,
+    /// `orca_ssh_logins_total{method,result}`: SSH login attempts the resolvers answered, by
+    /// method (`publickey`, `password`, `keyboard-interactive`) and result (`accepted`,
+    /// `refused`).
+    pub ssh_logins: IntCounterVec,
+    /// `orca_ssh_sessions_total{end}`: SSH session channels by how they ended (`exited`,
+    /// `ended`, `failed`, `cancelled`, `closed`).
+    pub ssh_sessions: IntCounterVec,
 }
 
 impl Metrics {
@@ -139,6 +146,16 @@ impl Metrics {
             "Resolver instances created.",
             &["resolver"],
         );
+        let ssh_logins = counter(
+            "orca_ssh_logins_total",
+            "SSH login attempts answered by the resolvers, by method and result.",
+            &["method", "result"],
+        );
+        let ssh_sessions = counter(
+            "orca_ssh_sessions_total",
+            "SSH session channels by how they ended.",
+            &["end"],
+        );
         let resolver_duration = HistogramVec::new(
             HistogramOpts::new(
                 "orca_resolver_call_duration_seconds",
@@ -179,6 +196,8 @@ impl Metrics {
             resolver_duration,
             resolver_failures,
             resolver_instances,
+            ssh_logins,
+            ssh_sessions,
         }
     }
 
@@ -223,13 +242,17 @@ mod tests {
             .observe(0.001);
         m.resolver_failures.with_label_values(&["r", "trap"]).inc();
         m.resolver_instances.with_label_values(&["r"]).inc();
+        m.ssh_logins
+            .with_label_values(&["publickey", "accepted"])
+            .inc();
+        m.ssh_sessions.with_label_values(&["exited"]).inc();
         let families: Vec<String> = m
             .registry
             .gather()
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(families.len(), 14);
+        assert_eq!(families.len(), 16);
         for name in &families {
             assert!(
                 doc.contains(&format!("| `{name}` |")),

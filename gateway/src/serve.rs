@@ -150,8 +150,12 @@ pub async fn run_on(
     // anything touches the container engine.
     let identities =
         Arc::new(Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?);
-    let scheduler =
-        Scheduler::start(Arc::new(runtime), Options::from_config(&config), metrics).await?;
+    let scheduler = Scheduler::start(
+        Arc::new(runtime),
+        Options::from_config(&config),
+        metrics.clone(),
+    )
+    .await?;
     let front = Front::new(
         &config.domain,
         identities.clone(),
@@ -206,6 +210,7 @@ pub async fn run_on(
             env: config.ssh.env.clone(),
             ready_timeout: config.scheduler.ready_timeout,
             shutdown: shutdown.clone(),
+            metrics: (*metrics).clone(),
         },
     );
     let ssh_task = tokio::spawn(ssh::serve(

@@ -57,6 +57,8 @@ pub struct SshGateway {
     pub scheduler: Scheduler,
     /// Where client keys and scratch files go.
     pub scratch: PathBuf,
+    /// The gateway's metrics, to see what the sessions counted.
+    pub metrics: Metrics,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
     _cleanup: Cleanup,
@@ -108,7 +110,7 @@ impl SshGateway {
         let scheduler = Scheduler::start(
             Arc::new(docker),
             scheduler_options(&instance, &state),
-            Arc::new(metrics),
+            Arc::new(metrics.clone()),
         )
         .await
         .expect("scheduler starts");
@@ -121,6 +123,7 @@ impl SshGateway {
                 env: vec!["LANG".into(), "LC_*".into()],
                 ready_timeout: Duration::from_secs(30),
                 shutdown: shutdown.clone(),
+                metrics: metrics.clone(),
             },
         );
         let host_keys = host_keys::load(&[], &state).expect("a host key");
@@ -144,6 +147,7 @@ impl SshGateway {
             keys,
             scheduler,
             scratch,
+            metrics,
             shutdown,
             _dir: dir,
             _cleanup: Cleanup(instance),

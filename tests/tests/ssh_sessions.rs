@@ -86,6 +86,25 @@ async fn commands_run_in_the_container_and_return_their_exit_status() {
         "{}",
         text(&out)
     );
+
+    // Each login and each session's end was counted (a stranger's key: one refusal).
+    let stranger = gw.client_key("mallory");
+    let out = gw.ssh(&stranger, &login, "true", b"").await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    let (logins, sessions) = (&gw.metrics.ssh_logins, &gw.metrics.ssh_sessions);
+    let text = gw.metrics.render();
+    assert_eq!(
+        logins.with_label_values(&["publickey", "accepted"]).get(),
+        5,
+        "{text}"
+    );
+    assert_eq!(
+        logins.with_label_values(&["publickey", "refused"]).get(),
+        1,
+        "{text}"
+    );
+    assert_eq!(sessions.with_label_values(&["exited"]).get(), 3, "{text}");
+    assert_eq!(sessions.with_label_values(&["failed"]).get(), 2, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

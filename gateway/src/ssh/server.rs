@@ -95,8 +95,23 @@ pub const MAX_SESSIONS: usize = 10;
 const PASSWORD_PROMPT: &[(Cow<'static, str>, bool)] = &[(Cow::Borrowed("Password: "), false)];
 
 impl Connection {
-    /// Asks the resolvers whether `name` proves itself with `credential`.
-    async fn decide(&mut self, name: &str, credential: Credential) -> Auth {
+    /// Asks the resolvers whether `name` proves itself with `credential` (given by `method`).
+    async fn decide(&mut self, name: &str, credential: Credential, method: &'static str) -> Auth {
+        let auth = self.ask(name, credential).await;
+        let result = if matches!(auth, Auth::Accept) {
+            "accepted"
+        } else {
+            "refused"
+        };
+        self.sessions
+            .metrics
+            .ssh_logins
+            .with_label_values(&[method, result])
+            .inc();
+        auth
+    }
+
+    async fn ask(&mut self, name: &str, credential: Credential) -> Auth {
         let login = match login::parse(name) {
             Ok(login) => login,
             Err(e) => {
@@ -158,12 +173,12 @@ impl russh::server::Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let credential = Credential::PublicKey(public_key(key.public_key));
-        Ok(self.decide(user, credential).await)
+        Ok(self.decide(user, credential, "publickey").await)
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         Ok(self
-            .decide(user, Credential::Password(password.to_string()))
+            .decide(user, Credential::Password(password.to_string()), "password")
             .await)
     }
 
@@ -184,7 +199,9 @@ impl russh::server::Handler for Connection {
             return Ok(Auth::reject());
         };
         let password = String::from_utf8_lossy(&password).into_owned();
-        Ok(self.decide(user, Credential::Password(password)).await)
+        Ok(self
+            .decide(user, Credential::Password(password), "keyboard-interactive")
+            .await)
     }
 
     async fn channel_open_session(

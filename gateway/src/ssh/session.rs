@@ -23,6 +23,7 @@ use super::bridge::{self, End};
 use super::menu::{Menu, Outcome};
 use crate::identity::Identity;
 use crate::images::{ConnectionMethod, ImageSpec};
+use crate::metrics::Metrics;
 use crate::runtime::{ExecSpec, RuntimeError, TtySize};
 use crate::scheduler::{Lease, Lookup, Placement, ScheduleError, Scheduler, SessionKind, UserId};
 
@@ -57,6 +58,8 @@ pub struct Sessions {
     pub ready_timeout: Duration,
     /// Ends every session when the gateway stops.
     pub shutdown: CancellationToken,
+    /// Logins and sessions are counted here.
+    pub metrics: Metrics,
 }
 
 /// Who a connection's sessions belong to.
@@ -236,29 +239,36 @@ pub async fn run(channel: Channel<Msg>, owner: Arc<Owner>, sessions: Arc<Session
         terminal: requests.terminal.is_some(),
     };
     let ended = serve(&mut rx, &out, requests, &owner, &sessions).await;
-    finish(&out, &owner, ended).await;
+    let end = finish(&out, &owner, ended).await;
+    sessions
+        .metrics
+        .ssh_sessions
+        .with_label_values(&[end])
+        .inc();
 }
 
-/// Turns the way a session ended into its last words and exit status.
-async fn finish(out: &Out, owner: &Owner, ended: Result<End, Stop>) {
-    let status = match ended {
-        Ok(End::Exited(status)) => status,
+/// Turns the way a session ended into its last words and exit status; returns the end's
+/// metric label.
+async fn finish(out: &Out, owner: &Owner, ended: Result<End, Stop>) -> &'static str {
+    let (status, end) = match ended {
+        Ok(End::Exited(status)) => (status, "exited"),
         Ok(End::Ended(reason)) => {
             out.line(&format!("\norca: your session ended: {reason}"))
                 .await;
-            EXIT_ENDED
+            (EXIT_ENDED, "ended")
         }
-        Ok(End::ClientClosed) | Err(Stop::Gone) => return,
-        Err(Stop::Cancelled) => EXIT_CANCELLED,
+        Ok(End::ClientClosed) | Err(Stop::Gone) => return "closed",
+        Err(Stop::Cancelled) => (EXIT_CANCELLED, "cancelled"),
         Err(Stop::Failed(e)) => {
             tracing::info!(user = %owner.user, peer = %owner.peer, "ssh session failed: {e}");
             out.line(&format!("orca: {e}")).await;
-            EXIT_ERROR
+            (EXIT_ERROR, "failed")
         }
     };
     let _ = out.tx.exit_status(status).await;
     let _ = out.tx.eof().await;
     let _ = out.tx.close().await;
+    end
 }
 
 /// Reads the channel's requests until it asks to run something; `None` when it closes first.
