@@ -107,6 +107,28 @@ async fn commands_run_in_the_container_and_return_their_exit_status() {
     assert_eq!(sessions.with_label_values(&["failed"]).get(), 2, "{text}");
 }
 
+/// Regression: input piped into a session whose container was still starting was kept up to
+/// 64 KiB and the rest dropped, with exit status 0 (found by `bench/ssh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_piped_into_a_starting_container_arrives_whole() {
+    let shell = shell_image(&[]);
+    let gw = SshGateway::start(SshOptions::default()).await;
+    gw.scheduler.refresh_catalogue().await.unwrap();
+    let key = gw.user_key("alice");
+    let data: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let sum = format!("{:x}", Sha256::digest(&data));
+    let out = gw
+        .ssh(&key, &format!("alice+{shell}"), "sha256sum", &data)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("orca: starting image"),
+        "the container was not starting: {}",
+        text(&out)
+    );
+    assert!(stdout(&out).starts_with(&sum), "{}", text(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_image_serves_logins_that_name_none() {
     let shell = shell_image(&[]);

@@ -33,8 +33,9 @@ pub const EXIT_ENDED: u32 = 254;
 pub const EXIT_ERROR: u32 = 255;
 /// Exit status when the user left the image menu (as a shell reports Ctrl-C).
 pub const EXIT_CANCELLED: u32 = 130;
-/// Keystrokes kept while the container starts; more are dropped (a paste into a starting
-/// session is not worth unbounded memory).
+/// Input kept while the container starts. Past it the channel is not read until the container
+/// is ready, so the client waits (SSH flow control): nothing is dropped, and a stream piped
+/// into a starting session costs no more memory than this.
 const TYPEAHEAD_MAX: usize = 64 * 1024;
 /// Terminal size assumed when a client asks for a terminal of size zero.
 const DEFAULT_SIZE: TtySize = TtySize { cols: 80, rows: 24 };
@@ -546,6 +547,8 @@ async fn wait_ready(
     tokio::pin!(deadline);
     loop {
         tokio::select! {
+            // Ready first: input already queued goes straight to the process then.
+            biased;
             lease = &mut ready => return Ok(lease?),
             changed = phases.changed(), if watching => {
                 if changed.is_err() {
@@ -557,11 +560,8 @@ async fn wait_ready(
                     out.line(&format!("orca: {image}: {phase}")).await;
                 }
             }
-            msg = rx.wait() => match msg {
-                Some(ChannelMsg::Data { data }) => {
-                    let room = TYPEAHEAD_MAX.saturating_sub(pending.data.len());
-                    pending.data.extend_from_slice(&data[..data.len().min(room)]);
-                }
+            msg = rx.wait(), if pending.data.len() < TYPEAHEAD_MAX => match msg {
+                Some(ChannelMsg::Data { data }) => pending.data.extend_from_slice(&data),
                 Some(ChannelMsg::Eof) => pending.eof = true,
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
                     if let Some(t) = terminal.as_mut() {
