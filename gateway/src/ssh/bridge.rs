@@ -5,9 +5,9 @@
 //! deadlocks against us; each is held back by its reader (the client's SSH window, the
 //! container's pipe). Output travels as the engine's `Bytes`, uncopied into the channel.
 //! Bytes both ways count as activity; window changes resize the terminal; signals go to the
-//! process. The session ends
-//! when the process's output ends (its exit status is returned), when the client closes the
-//! channel, when a limit ends the user's session, or when the gateway stops.
+//! process. The session ends when the process's output ends (its exit status is returned),
+//! when the client closes the channel, when a limit ends the user's session, or when the
+//! gateway stops.
 
 use std::pin::Pin;
 use std::time::Duration;

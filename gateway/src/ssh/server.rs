@@ -18,9 +18,9 @@ use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 use super::auth::{attempt, public_key};
-use super::login::{self, Login};
+use super::login;
 use super::session::{self, Owner, Sessions, env_allowed};
-use crate::identity::{Credential, Decision, Identities, Identity};
+use crate::identity::{Credential, Decision, Identities};
 use crate::listeners::ssh::Connections;
 use crate::scheduler::UserId;
 
@@ -59,7 +59,6 @@ impl Connections for SshFront {
             sessions: self.sessions.clone(),
             tasks: self.tasks.clone(),
             peer,
-            who: None,
             owner: None,
             open: HashSet::new(),
             started: HashSet::new(),
@@ -76,9 +75,8 @@ pub struct Connection {
     sessions: Arc<Sessions>,
     tasks: TaskTracker,
     peer: SocketAddr,
-    /// Who logged in, and what the login name asked for.
-    who: Option<(Login, Identity)>,
-    /// The same, as every session of the connection sees it.
+    /// Who logged in and the image the login name asked for, as every session of the
+    /// connection sees it.
     owner: Option<Arc<Owner>>,
     /// Session channels open now.
     open: HashSet<ChannelId>,
@@ -127,11 +125,10 @@ impl Connection {
                 tracing::info!(peer = %self.peer, user = %identity.id, %resolver, "ssh login");
                 self.owner = Some(Arc::new(Owner {
                     user: UserId::new(identity.id.clone()),
-                    identity: identity.clone(),
-                    image: login.image.clone(),
+                    identity,
+                    image: login.image,
                     peer: self.peer,
                 }));
-                self.who = Some((login, identity));
                 let _ = self.logged_in.send(true);
                 Auth::Accept
             }
@@ -143,11 +140,6 @@ impl Connection {
             }
             Decision::Unknown => Auth::reject(),
         }
-    }
-
-    /// Who logged in, once someone has.
-    pub fn who(&self) -> Option<&(Login, Identity)> {
-        self.who.as_ref()
     }
 }
 
