@@ -64,9 +64,9 @@ pub struct Gateway {
     _cleanup: Cleanup,
 }
 
-/// Removes every container of a test's instance, even when the test fails.
+/// Removes every container of gateway instance `.0` when dropped, even when the test fails.
 #[derive(Debug)]
-pub(crate) struct Cleanup(pub(crate) String);
+pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

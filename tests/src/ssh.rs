@@ -168,26 +168,14 @@ impl SshGateway {
     pub fn client_key(&self, user: &str) -> PathBuf {
         let path = self.scratch.join(format!("{user}_ed25519"));
         if !path.exists() {
-            let status = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"])
-                .arg(&path)
-                .status()
-                .expect("run ssh-keygen");
-            assert!(status.success(), "ssh-keygen failed");
+            keygen(&path, user);
         }
         path
     }
 
     /// `ssh` as `login` with `password` only (given by an askpass script), running `command`.
     pub async fn ssh_with_password(&self, login: &str, password: &str, command: &str) -> Output {
-        let askpass = self.scratch.join(format!("askpass-{}", unique_name("pw")));
-        std::fs::write(&askpass, format!("#!/bin/sh\necho '{password}'\n"))
-            .expect("write the askpass script");
-        std::fs::set_permissions(
-            &askpass,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .expect("make the askpass script executable");
+        let script = self.scratch.join(format!("askpass-{}", unique_name("pw")));
         let mut cmd = Command::new("ssh");
         cmd.args(["-p", &self.port.to_string()])
             .args([
@@ -207,11 +195,9 @@ impl SshGateway {
                 "-o",
                 "PreferredAuthentications=password,keyboard-interactive",
             ])
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("DISPLAY", ":0")
             .arg(format!("{login}@127.0.0.1"))
             .arg(command);
+        askpass(&mut cmd, &script, password);
         run(cmd, Vec::new()).await
     }
 
@@ -249,6 +235,28 @@ impl SshGateway {
             .arg(command);
         run(cmd, stdin.to_vec()).await
     }
+}
+
+/// Makes an ed25519 key pair without a passphrase at `path` (public half at `path.pub`).
+pub fn keygen(path: &Path, comment: &str) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen (scripts/setup installs openssh-client)");
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// Makes `cmd` (an OpenSSH client) answer password prompts with `secret`, through an askpass
+/// script written at `script`.
+pub fn askpass(cmd: &mut Command, script: &Path, secret: &str) {
+    std::fs::write(script, format!("#!/bin/sh\necho '{secret}'\n"))
+        .expect("write the askpass script");
+    std::fs::set_permissions(script, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("make the askpass script executable");
+    cmd.env("SSH_ASKPASS", script)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0");
 }
 
 /// Runs a client command to its end off the async runtime, feeding it `stdin`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use orca::listeners::host_keys;
 use orca_tests::gateway::{PASSWORD, USER};
-use orca_tests::ssh::{SshGateway, SshOptions};
+use orca_tests::ssh::{SshGateway, SshOptions, askpass, keygen};
 
 /// `ssh -v` as `login` with only `method` allowed; a password comes from an askpass script.
 async fn ssh_login(
@@ -37,19 +37,7 @@ async fn ssh_login(
         cmd.args(["-o", "PubkeyAuthentication=no"]);
     }
     match password {
-        Some((dir, secret)) => {
-            let askpass = dir.join("askpass");
-            std::fs::write(&askpass, format!("#!/bin/sh\necho '{secret}'\n"))
-                .expect("write the askpass script");
-            std::fs::set_permissions(
-                &askpass,
-                std::os::unix::fs::PermissionsExt::from_mode(0o700),
-            )
-            .expect("make the askpass script executable");
-            cmd.env("SSH_ASKPASS", &askpass)
-                .env("SSH_ASKPASS_REQUIRE", "force")
-                .env("DISPLAY", ":0");
-        }
+        Some((dir, secret)) => askpass(&mut cmd, &dir.join("askpass"), secret),
         None => {
             cmd.args(["-o", "BatchMode=yes"]);
         }
@@ -65,14 +53,9 @@ fn authenticated(out: &Output, method: &str) -> bool {
         && String::from_utf8_lossy(&out.stderr).contains("Authenticated to 127.0.0.1")
 }
 
-fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+fn key_pair(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
     let path = dir.join(name);
-    let status = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .status()
-        .expect("run ssh-keygen");
-    assert!(status.success());
+    keygen(&path, name);
     let public = std::fs::read_to_string(path.with_extension("pub")).expect("the public key");
     (path, public)
 }
@@ -81,8 +64,8 @@ fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
 async fn keys_and_passwords_log_in_through_the_resolvers() {
     let server = SshGateway::start(SshOptions::default()).await;
     let (state, files, keys) = (&server.state, &server.keys, &server.scratch);
-    let (alice_key, alice_pub) = keygen(keys, "alice");
-    let (stranger_key, _) = keygen(keys, "stranger");
+    let (alice_key, alice_pub) = key_pair(keys, "alice");
+    let (stranger_key, _) = key_pair(keys, "stranger");
     std::fs::write(files.join("alice.pub"), alice_pub).unwrap();
 
     // alice's key, with and without an image in the login name.

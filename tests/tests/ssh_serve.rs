@@ -9,17 +9,10 @@ use std::time::Duration;
 
 use orca::config::Config;
 use orca::serve::{Listeners, run_on};
-use orca_tests::ssh::{run, text};
-use orca_tests::{build_image, cleanup_containers, unique_name, wait_for};
+use orca_tests::gateway::Cleanup;
+use orca_tests::ssh::{keygen, run, text};
+use orca_tests::{build_image, unique_name, wait_for};
 use tokio_util::sync::CancellationToken;
-
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        cleanup_containers(&format!("orca.gateway.instance={}", self.0));
-    }
-}
 
 struct Running {
     ssh_port: u16,
@@ -100,14 +93,7 @@ async fn orca_serve_runs_ssh_sessions_on_its_defaults_and_passes_ssh_audit() {
 
     // A key in <state_dir>/keys/alice.pub logs alice in; her command runs in the default image.
     let key = dir.path().join("alice");
-    assert!(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
+    keygen(&key, "alice");
     std::fs::copy(
         key.with_extension("pub"),
         state.join("keys").join("alice.pub"),
@@ -136,7 +122,7 @@ async fn orca_serve_runs_ssh_sessions_on_its_defaults_and_passes_ssh_audit() {
     cmd.arg("alice@127.0.0.1").arg("echo started; sleep 120");
     let session = tokio::spawn(run(cmd, Vec::new()));
     wait_for("the session to run", Duration::from_secs(60), || async {
-        let status = config_status(&instance);
+        let status = has_containers(&instance);
         status.then_some(())
     })
     .await
@@ -168,6 +154,6 @@ async fn orca_serve_runs_ssh_sessions_on_its_defaults_and_passes_ssh_audit() {
 }
 
 /// Whether a container of `instance` runs.
-fn config_status(instance: &str) -> bool {
+fn has_containers(instance: &str) -> bool {
     !orca_tests::container_ids_with_label(&format!("orca.gateway.instance={instance}")).is_empty()
 }

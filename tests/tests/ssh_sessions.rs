@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use orca_tests::ssh::{SshGateway, SshOptions, run, text};
+use orca_tests::ssh::{SshGateway, SshOptions, keygen, run, text};
 use orca_tests::{build_image, unique_name, wait_for};
 use sha2::{Digest, Sha256};
 
@@ -454,14 +454,7 @@ async fn ldap_keys_and_passwords_log_users_into_their_containers() {
     let shell = shell_image(&[]);
     let keys = tempfile::tempdir().unwrap();
     let alice_key = keys.path().join("alice");
-    assert!(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
-            .arg(&alice_key)
-            .status()
-            .unwrap()
-            .success()
-    );
+    keygen(&alice_key, "alice");
     let slapd = Slapd::start(&alice_key.with_extension("pub"));
     let gw = SshGateway::start(SshOptions {
         resolvers: vec![ldap(
