@@ -12,8 +12,9 @@
 //! labels, so a restarted gateway adopts what it launched (`adopt.rs`).
 //!
 //! Files: `state.rs` (data and pure decisions), `lease.rs` (what callers hold), `launch.rs`,
-//! `lifecycle.rs`, `adopt.rs`, `persist.rs`, `catalogue.rs`, `status.rs`.
+//! `lifecycle.rs`, `adopt.rs`, `persist.rs`, `catalogue.rs`, `status.rs`, `admin.rs`.
 
+mod admin;
 mod adopt;
 mod catalogue;
 mod console;
@@ -38,6 +39,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use admin::AdminError;
 pub use catalogue::{Catalogue, CatalogueRow, Lookup};
 pub use lease::{Activity, Lease, Placement, SessionKind};
 pub use state::{DrainReason, Phase, StopReason, StopRecord};
@@ -261,6 +263,17 @@ impl Scheduler {
     /// Every container, its users, and why it is still up; plus recent stops.
     pub fn status(&self) -> SchedulerStatus {
         self.inner.status()
+    }
+
+    /// Ends every connection of `user` on `image` now (an operator's request), telling them
+    /// why; returns the container they were on.
+    pub fn end_session(&self, user: &UserId, image: &str) -> Result<String, AdminError> {
+        self.inner.end_session_now(user, image)
+    }
+
+    /// Stops container `name` now (an operator's request); its users' sessions end.
+    pub fn stop_container(&self, name: &str) -> Result<(), AdminError> {
+        self.inner.stop_container_now(name)
     }
 
     /// Re-reads the image catalogue now (also done on every image event).

@@ -125,6 +125,8 @@ pub enum StopReason {
     Orphan(String),
     /// The gateway was asked to clean up on shutdown.
     Shutdown,
+    /// An operator stopped it through the admin API.
+    Admin,
 }
 
 impl StopReason {
@@ -142,6 +144,7 @@ impl StopReason {
             StopReason::RemovedOutside => "removed",
             StopReason::Orphan(_) => "orphan",
             StopReason::Shutdown => "shutdown",
+            StopReason::Admin => "admin",
         }
     }
 }
@@ -173,6 +176,7 @@ impl fmt::Display for StopReason {
             StopReason::RemovedOutside => f.write_str("the container was removed outside orca"),
             StopReason::Orphan(why) => write!(f, "not accounted for after a restart: {why}"),
             StopReason::Shutdown => f.write_str("the gateway shut down with cleanup requested"),
+            StopReason::Admin => f.write_str("an administrator stopped it"),
         }
     }
 }

@@ -580,3 +580,58 @@ async fn shutdown_with_cleanup_removes_every_container() {
         ScheduleError::ShuttingDown
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_ends_one_users_session_and_the_container_stays_for_the_other() {
+    let (_rt, s) = setup(&with(&[("orca.users.concurrent", "2")], WEB)).await;
+    let a = s
+        .acquire(&user("a"), "web", SessionKind::Held)
+        .await
+        .unwrap();
+    let b = s
+        .acquire(&user("b"), "web", SessionKind::Held)
+        .await
+        .unwrap();
+    assert_eq!(a.container, b.container);
+    assert_eq!(s.end_session(&user("a"), "web"), Ok(a.container.clone()));
+    assert!(a.is_ended());
+    assert_eq!(a.ended().await, admin::ENDED_BY_ADMIN);
+    assert!(!b.is_ended());
+    assert_eq!(
+        s.end_session(&user("a"), "web"),
+        Err(AdminError::NoSession {
+            user: "a".into(),
+            image: "web".into()
+        })
+    );
+    let status = s.status();
+    let users: Vec<&str> = status.containers[0]
+        .users
+        .iter()
+        .map(|u| u.user.as_str())
+        .collect();
+    assert_eq!(users, ["b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_stops_a_container_its_users_see_why_and_it_is_removed() {
+    let (rt, s) = setup(WEB).await;
+    let a = s
+        .acquire(&user("a"), "web", SessionKind::Held)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.stop_container("nope"),
+        Err(AdminError::NoContainer("nope".into()))
+    );
+    s.stop_container(&a.container).unwrap();
+    assert!(a.is_ended());
+    assert!(a.ended().await.contains("an administrator stopped it"));
+    assert!(matches!(
+        s.stop_container(&a.container),
+        Err(AdminError::AlreadyStopping { .. })
+    ));
+    wait_until("the container's removal", || rt.containers().is_empty()).await;
+    let stops = s.status().recent_stops;
+    assert_eq!(stops.last().map(|r| r.reason.clone()), Some(StopReason::Admin));
+}
