@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    AdminConfig, Config, DockerConfig, HttpsConfig, PluginSource, ResolverConfig, SchedulerConfig,
-    SshConfig,
+    AdminConfig, Config, DockerConfig, HttpsConfig, LogConfig, LogFormat, PluginSource,
+    ResolverConfig, SchedulerConfig, SshConfig,
 };
 
 /// Images are served at `<image>.localhost`, which browsers and curl resolve to loopback.
@@ -32,6 +32,11 @@ pub const DEFAULT_SSH_ENV: &[&str] = &["LANG", "LC_*", "TZ"];
 pub const DEFAULT_SSH_LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// Metrics, health and the admin API on loopback port 9090.
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr = loopback(9090);
+/// After SIGTERM/SIGINT, how long open connections get to finish (a request in flight, a
+/// download); WebSockets and SSH sessions are told and closed at its end.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The audit log's file name in the state directory.
+pub const DEFAULT_AUDIT_FILE: &str = "audit.log";
 /// Launched containers join Docker's default bridge.
 pub const DEFAULT_NETWORK: &str = "bridge";
 /// Container launches in flight at once (a 2-core engine host creates about this many well).
@@ -115,6 +120,7 @@ pub(super) fn embedded() -> Config {
     Config {
         domain: DEFAULT_DOMAIN.to_string(),
         instance: DEFAULT_INSTANCE.to_string(),
+        shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         https: HttpsConfig {
             listen: DEFAULT_HTTPS_LISTEN,
             tls: None,
@@ -132,6 +138,11 @@ pub(super) fn embedded() -> Config {
         },
         admin: AdminConfig {
             listen: DEFAULT_ADMIN_LISTEN,
+            token_file: None,
+        },
+        log: LogConfig {
+            format: LogFormat::Human,
+            audit: Some(state_dir.join(DEFAULT_AUDIT_FILE)),
         },
         docker: DockerConfig {
             host: None,
@@ -163,6 +174,10 @@ mod tests {
             "host key generated into state_dir"
         );
         assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.admin.token_file, None);
+        assert_eq!(c.log.format, LogFormat::Human);
+        assert_eq!(c.log.audit, Some(PathBuf::from(".orca/audit.log")));
+        assert_eq!(c.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.docker.host, None, "DOCKER_HOST or the local socket");
         assert_eq!(c.docker.network, "bridge");
         assert_eq!(c.source, None);

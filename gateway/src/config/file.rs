@@ -77,12 +77,14 @@ pub(super) struct FileConfig {
     pub(super) domain: Option<String>,
     pub(super) state_dir: Option<String>,
     pub(super) instance: Option<String>,
+    pub(super) shutdown_grace: Option<String>,
     pub(super) https: Option<FileHttps>,
     pub(super) http: Option<FileHttp>,
     pub(super) ssh: Option<FileSsh>,
     pub(super) admin: Option<FileAdmin>,
     pub(super) docker: Option<FileDocker>,
     pub(super) scheduler: Option<FileScheduler>,
+    pub(super) log: Option<FileLog>,
     pub(super) resolver: Option<Vec<FileResolver>>,
 }
 
@@ -123,6 +125,15 @@ pub(super) struct FileSsh {
 #[serde(deny_unknown_fields)]
 pub(super) struct FileAdmin {
     pub(super) listen: Option<String>,
+    pub(super) token_file: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLog {
+    pub(super) format: Option<String>,
+    pub(super) audit: Option<String>,
 }
 
 /// `[docker]`
@@ -429,11 +440,12 @@ timeout = "2s"                  # per call; memory_mb = 64 likewise
     /// Every key of the format, as (table header, key).
     #[rustfmt::skip]
     const KEYS: &[(&str, &str)] = &[
-        ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "resolver"),
+        ("", "domain"), ("", "state_dir"), ("", "instance"), ("", "shutdown_grace"), ("", "resolver"),
         ("[https]", "listen"), ("[https]", "cert"), ("[https]", "key"), ("[https]", "login_url"), ("[https]", "response_timeout"), ("[https]", "workers"),
         ("[http]", "listen"), ("[http]", "mode"), ("[http]", "trusted_proxies"),
         ("[ssh]", "listen"), ("[ssh]", "host_keys"), ("[ssh]", "default_image"), ("[ssh]", "env"), ("[ssh]", "login_grace"),
-        ("[admin]", "listen"),
+        ("[admin]", "listen"), ("[admin]", "token_file"),
+        ("[log]", "format"), ("[log]", "audit"),
         ("[docker]", "host"), ("[docker]", "network"),
         ("[scheduler]", "launch_parallelism"), ("[scheduler]", "launch_attempts"),
         ("[scheduler]", "launch_retry_delay"), ("[scheduler]", "ready_timeout"),

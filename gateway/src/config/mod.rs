@@ -32,6 +32,8 @@ pub struct Config {
     /// adopts or removes containers of its own instance. Several gateways sharing one engine
     /// must use different names.
     pub instance: String,
+    /// After SIGTERM/SIGINT: how long open connections get to finish before they are closed.
+    pub shutdown_grace: Duration,
     /// The HTTPS listener.
     pub https: HttpsConfig,
     /// The optional plain HTTP listener.
@@ -44,6 +46,8 @@ pub struct Config {
     pub docker: DockerConfig,
     /// Placement and launch tuning.
     pub scheduler: SchedulerConfig,
+    /// Logging and the audit log.
+    pub log: LogConfig,
     /// Identity resolvers, tried in order.
     pub resolvers: Vec<ResolverConfig>,
     /// The file this was read from; `None` for the embedded defaults.
@@ -213,6 +217,37 @@ pub struct SshConfig {
 pub struct AdminConfig {
     /// Listen address.
     pub listen: SocketAddr,
+    /// A file holding the bearer token every admin request but `/healthz` must carry;
+    /// `None`: no token (allowed only on a loopback address).
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// How log lines are written to stderr.
+    pub format: LogFormat,
+    /// The audit log (JSON lines, appended); `None` when turned off with `audit = ""`.
+    pub audit: Option<PathBuf>,
+}
+
+/// `[log] format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people (the default).
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The word in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Human => "human",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 /// `[docker]`

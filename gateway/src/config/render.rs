@@ -19,6 +19,7 @@ pub(super) fn render(c: &Config) -> String {
     line(format!("domain = {}", string(&c.domain)));
     line(format!("state_dir = {}", path(&c.state_dir)));
     line(format!("instance = {}", string(&c.instance)));
+    line(format!("shutdown_grace = {}", duration(c.shutdown_grace)));
     if c.resolvers.is_empty() {
         // A top-level key must come before the first table.
         line("resolver = []  # no identity resolvers".to_string());
@@ -88,6 +89,18 @@ pub(super) fn render(c: &Config) -> String {
     line(String::new());
     line("[admin]".to_string());
     line(format!("listen = {}", string(&c.admin.listen.to_string())));
+    match &c.admin.token_file {
+        Some(p) => line(format!("token_file = {}", path(p))),
+        None => line("# token_file unset: no token (loopback only)".into()),
+    }
+
+    line(String::new());
+    line("[log]".to_string());
+    line(format!("format = {}", string(c.log.format.as_str())));
+    match &c.log.audit {
+        Some(p) => line(format!("audit = {}", path(p))),
+        None => line("audit = \"\"  # no audit log".into()),
+    }
 
     line(String::new());
     line("[docker]".to_string());
@@ -427,32 +440,55 @@ plugin = "bundled:ldap"
             (1usize..=1024, 1u32..=100, 1usize..=100_000),
             (written_duration(), written_duration(), written_duration()),
             (0usize..4).prop_flat_map(|n| (0..n).map(resolver).collect::<Vec<_>>()),
+            (
+                text(20),
+                "human|json",
+                prop::option::of(text(20)),
+                written_duration(),
+            ),
         );
         (top, rest).prop_map(|(top, rest)| {
             let (domain, state_dir, instance, https, tls, http, ssh, host_keys, admin) = top;
-            let (host, network, (parallelism, attempts, max), (delay, ready, grace), resolvers) = rest;
+            let (
+                host,
+                network,
+                (parallelism, attempts, max),
+                (delay, ready, grace),
+                resolvers,
+                ops,
+            ) = rest;
+            let (token_file, log_format, audit, shutdown_grace) = ops;
             let mut t = format!(
-                "domain = {}\nstate_dir = {}\ninstance = {}\n",
+                "domain = {}\nstate_dir = {}\ninstance = {}\nshutdown_grace = {}\n",
                 quoted(&domain),
                 quoted(&state_dir),
-                quoted(&instance)
+                quoted(&instance),
+                quoted(&shutdown_grace)
             );
             if resolvers.is_empty() {
                 t.push_str("resolver = []\n");
             }
             t.push_str(&format!("[https]\nlisten = {}\n", quoted(&https)));
             if let Some((cert, key)) = tls {
-                t.push_str(&format!("cert = {}\nkey = {}\n", quoted(&cert), quoted(&key)));
+                t.push_str(&format!(
+                    "cert = {}\nkey = {}\n",
+                    quoted(&cert),
+                    quoted(&key)
+                ));
             }
             if let Some(http) = http {
                 t.push_str(&format!("[http]\nlisten = {}\n", quoted(&http)));
             }
             let keys: Vec<String> = host_keys.iter().map(|k| quoted(k)).collect();
             t.push_str(&format!(
-                "[ssh]\nlisten = {}\nhost_keys = [{}]\n[admin]\nlisten = {}\n[docker]\nnetwork = {}\n",
+                "[ssh]\nlisten = {}\nhost_keys = [{}]\n[admin]\nlisten = {}\ntoken_file = {}\n\
+                 [log]\nformat = {}\naudit = {}\n[docker]\nnetwork = {}\n",
                 quoted(&ssh),
                 keys.join(", "),
                 quoted(&admin),
+                quoted(&token_file),
+                quoted(&log_format),
+                quoted(audit.as_deref().unwrap_or("")),
                 quoted(&network)
             ));
             if let Some(host) = host {

@@ -279,7 +279,9 @@ fn kind(v: &DeValue<'_>) -> &'static str {
 fn example(key: &str) -> Option<&'static str> {
     Some(match key {
         "domain" => r#"a string such as `"orca.example.org"`"#,
-        "state_dir" | "cert" | "key" | "files" => r#"a path string such as `"/var/lib/orca"`"#,
+        "state_dir" | "cert" | "key" | "files" | "token_file" | "audit" => {
+            r#"a path string such as `"/var/lib/orca"`"#
+        }
         "instance" => r#"a string such as `"orca"`"#,
         "listen" => r#"a string such as `"127.0.0.1:8443"`"#,
         "host_keys" => r#"an array of paths such as `["ssh_host_ed25519_key"]`"#,
@@ -287,6 +289,7 @@ fn example(key: &str) -> Option<&'static str> {
         "network" => r#"a string such as `"bridge"`"#,
         "login_url" => r#"a string such as `"https://sso.example.org/login?next={url}"`"#,
         "mode" => r#"`"redirect"` or `"serve"`"#,
+        "format" => r#"`"human"` or `"json"`"#,
         "trusted_proxies" => r#"an array of addresses or blocks such as `["10.0.0.0/8"]`"#,
         "launch_parallelism" | "launch_attempts" | "max_containers" | "workers" => {
             "a whole number such as `4`"
@@ -294,8 +297,10 @@ fn example(key: &str) -> Option<&'static str> {
         "memory_mb" => "a whole number such as `64`",
         "reuse" | "concurrency" => "a whole number such as `16`",
         "launch_retry_delay" | "ready_timeout" | "restart_grace" | "timeout" | "cache_max"
-        | "response_timeout" => r#"a duration string such as `"500ms"`, `"30s"` or `"2m"`"#,
-        "https" | "http" | "ssh" | "admin" | "docker" | "scheduler" => {
+        | "response_timeout" | "shutdown_grace" => {
+            r#"a duration string such as `"500ms"`, `"30s"` or `"2m"`"#
+        }
+        "https" | "http" | "ssh" | "admin" | "docker" | "scheduler" | "log" => {
             "a table: a `[name]` line followed by its keys"
         }
         "resolver" => "one `[[resolver]]` table per resolver",

@@ -10,11 +10,12 @@ use super::defaults::{
     DEFAULT_RESOLVER_REUSE, DEFAULT_RESOLVER_TIMEOUT,
 };
 use super::file::{
-    FileConfig, FileDocker, FileHttp, FileHttps, FileResolver, FileScheduler, FileSsh,
+    FileAdmin, FileConfig, FileDocker, FileHttp, FileHttps, FileLog, FileResolver, FileScheduler,
+    FileSsh,
 };
 use super::{
     AdminConfig, Cidr, Config, ConfigError, DockerConfig, HttpConfig, HttpMode, HttpsConfig,
-    PluginSource, ResolverConfig, SchedulerConfig, SshConfig, TlsFiles,
+    LogConfig, LogFormat, PluginSource, ResolverConfig, SchedulerConfig, SshConfig, TlsFiles,
 };
 use crate::units::parse_duration;
 
@@ -103,13 +104,13 @@ impl Check<'_> {
         let https = self.https(f.https.unwrap_or_default());
         let http = f.http.map(|h| self.http(h));
         let ssh = self.ssh(f.ssh.unwrap_or_default());
-        let admin = AdminConfig {
-            listen: self.listen(
-                "admin.listen",
-                f.admin.and_then(|a| a.listen),
-                defaults::DEFAULT_ADMIN_LISTEN,
-            ),
-        };
+        let admin = self.admin(f.admin.unwrap_or_default());
+        let log = self.log(f.log.unwrap_or_default(), &state_dir);
+        let shutdown_grace = self.duration(
+            "shutdown_grace",
+            f.shutdown_grace,
+            defaults::DEFAULT_SHUTDOWN_GRACE,
+        );
         let docker = self.docker(f.docker.unwrap_or_default());
         let scheduler = self.scheduler(f.scheduler.unwrap_or_default());
         let resolvers = match f.resolver {
@@ -120,12 +121,14 @@ impl Check<'_> {
             domain,
             state_dir,
             instance,
+            shutdown_grace,
             https,
             http,
             ssh,
             admin,
             docker,
             scheduler,
+            log,
             resolvers,
             source,
         };
@@ -294,6 +297,43 @@ impl Check<'_> {
                 defaults::DEFAULT_SSH_LOGIN_GRACE,
             ),
         }
+    }
+
+    fn admin(&mut self, a: FileAdmin) -> AdminConfig {
+        let listen = self.listen("admin.listen", a.listen, defaults::DEFAULT_ADMIN_LISTEN);
+        let token_file = a.token_file.map(|p| self.path("admin.token_file", p));
+        // The API ends sessions and stops containers: open to the network, it must ask who.
+        if token_file.is_none() && !listen.ip().is_loopback() {
+            self.error(
+                "admin.listen",
+                &listen.to_string(),
+                "is not a loopback address and `[admin] token_file` is unset: anyone who \
+                 reaches it could end sessions and stop containers; set `token_file` or \
+                 listen on 127.0.0.1",
+            );
+        }
+        AdminConfig { listen, token_file }
+    }
+
+    fn log(&mut self, l: FileLog, state_dir: &Path) -> LogConfig {
+        let format = match l.format.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                self.error(
+                    "log.format",
+                    other,
+                    "must be `human` (lines for people) or `json` (one object per line)",
+                );
+                LogFormat::Human
+            }
+        };
+        let audit = match l.audit {
+            None => Some(state_dir.join(defaults::DEFAULT_AUDIT_FILE)),
+            Some(p) if p.is_empty() => None,
+            Some(p) => Some(self.path("log.audit", p)),
+        };
+        LogConfig { format, audit }
     }
 
     fn docker(&mut self, d: FileDocker) -> DockerConfig {
@@ -882,7 +922,7 @@ plugin = "thing.so"
 
     #[test]
     fn listeners_must_not_share_an_address() {
-        let e = only_error("[admin]\nlisten = \"0.0.0.0:8443\"\n");
+        let e = only_error("[admin]\nlisten = \"0.0.0.0:8443\"\ntoken_file = \"t\"\n");
         assert_eq!(
             (e.key.as_str(), e.value.as_str()),
             ("admin.listen", "0.0.0.0:8443")
@@ -896,6 +936,33 @@ plugin = "thing.so"
             "port 0 picks a free port"
         );
         assert!(parse_at("[http]\nlisten = \"127.0.0.2:8443\"\n").is_ok());
+    }
+
+    #[test]
+    fn an_admin_listener_beyond_loopback_needs_a_token() {
+        let e = only_error("[admin]\nlisten = \"0.0.0.0:9090\"\n");
+        assert_eq!(
+            (e.key.as_str(), e.value.as_str()),
+            ("admin.listen", "0.0.0.0:9090")
+        );
+        assert!(e.reason.contains("set `token_file`"), "{e}");
+        let c =
+            parse_at("[admin]\nlisten = \"0.0.0.0:9090\"\ntoken_file = \"admin.token\"\n").unwrap();
+        assert_eq!(
+            c.admin.token_file,
+            Some(PathBuf::from("/etc/orca/admin.token"))
+        );
+        assert!(parse_at("[admin]\nlisten = \"[::1]:9090\"\n").is_ok());
+    }
+
+    #[test]
+    fn log_format_and_audit_file() {
+        let c = parse_at("state_dir = \"/var/lib/orca\"\n").unwrap();
+        assert_eq!(c.log.audit, Some(PathBuf::from("/var/lib/orca/audit.log")));
+        let c = parse_at("[log]\nformat = \"json\"\naudit = \"\"\n").unwrap();
+        assert_eq!((c.log.format, c.log.audit), (LogFormat::Json, None));
+        let e = only_error("[log]\nformat = \"xml\"\n");
+        assert_eq!((e.key.as_str(), e.value.as_str()), ("log.format", "xml"));
     }
 
     #[test]

@@ -633,5 +633,8 @@ async fn an_operator_stops_a_container_its_users_see_why_and_it_is_removed() {
     ));
     wait_until("the container's removal", || rt.containers().is_empty()).await;
     let stops = s.status().recent_stops;
-    assert_eq!(stops.last().map(|r| r.reason.clone()), Some(StopReason::Admin));
+    assert_eq!(
+        stops.last().map(|r| r.reason.clone()),
+        Some(StopReason::Admin)
+    );
 }
