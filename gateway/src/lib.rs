@@ -22,8 +22,10 @@
 //!   commands through the lease, never the engine).
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
-//! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`clock`], [`signal`] and [`error`].
+//! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`audit`] (the audit log),
+//! [`clock`], [`signal`] and [`error`].
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;

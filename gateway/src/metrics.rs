@@ -6,7 +6,8 @@
 //! independent gateways in one process.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Buckets for container start phases: 5 ms to about 80 s.
@@ -64,6 +65,77 @@ pub struct Metrics {
     /// `orca_ssh_sessions_total{end}`: SSH session channels by how they ended (`exited`,
     /// `ended`, `failed`, `cancelled`, `closed`).
     pub ssh_sessions: IntCounterVec,
+    /// `orca_connections_total{listener}`: connections accepted (`https`, `http`, `ssh`,
+    /// `admin`).
+    pub connections: IntCounterVec,
+    /// `orca_connections_open{listener}`: connections open now.
+    pub connections_open: IntGaugeVec,
+    /// `orca_http_requests_total{listener,code}`: HTTP responses by status class (`2xx` …),
+    /// whether the container or the gateway wrote them.
+    pub http_requests: IntCounterVec,
+    /// `orca_proxied_bytes_total{image,direction}`: bytes relayed between users and
+    /// containers (`to_container`, `to_client`), over HTTPS and SSH.
+    pub proxied_bytes: IntCounterVec,
+    /// `orca_reloads_total{result}`: SIGHUP reloads (`ok`, `failed`).
+    pub reloads: IntCounterVec,
+    /// `orca_audit_write_errors_total{}`: audit records that could not be written.
+    pub audit_write_errors: IntCounterVec,
+}
+
+/// A listener's connection counters, resolved once so that accepting costs two atomic updates.
+#[derive(Debug, Clone)]
+pub struct ConnectionMetrics {
+    accepted: IntCounter,
+    open: IntGauge,
+}
+
+impl ConnectionMetrics {
+    /// Counts a connection accepted; it counts as open until the returned guard is dropped.
+    pub fn opened(&self) -> OpenConnection {
+        self.accepted.inc();
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+
+    /// Counters that belong to no registry (tests, servers run without a gateway).
+    pub fn unregistered() -> Self {
+        Self {
+            accepted: IntCounter::new("unregistered", "unregistered")
+                .expect("a static name is valid"),
+            open: IntGauge::new("unregistered", "unregistered").expect("a static name is valid"),
+        }
+    }
+}
+
+/// One open connection in `orca_connections_open`.
+#[derive(Debug)]
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// An image's byte counters, resolved once per binding so that relaying costs atomic adds.
+#[derive(Debug, Clone)]
+pub struct ByteCounters {
+    /// Bytes from users to the image's containers.
+    pub to_container: IntCounter,
+    /// Bytes from the image's containers to users.
+    pub to_client: IntCounter,
+}
+
+impl ByteCounters {
+    /// Counters that belong to no registry.
+    pub fn unregistered() -> Self {
+        Self {
+            to_container: IntCounter::new("unregistered", "unregistered")
+                .expect("a static name is valid"),
+            to_client: IntCounter::new("unregistered", "unregistered")
+                .expect("a static name is valid"),
+        }
+    }
 }
 
 impl Metrics {
@@ -156,6 +228,36 @@ impl Metrics {
             "SSH session channels by how they ended.",
             &["end"],
         );
+        let connections = counter(
+            "orca_connections_total",
+            "Connections accepted, by listener.",
+            &["listener"],
+        );
+        let connections_open = gauge(
+            "orca_connections_open",
+            "Connections open now, by listener.",
+            &["listener"],
+        );
+        let http_requests = counter(
+            "orca_http_requests_total",
+            "HTTP responses by listener and status class.",
+            &["listener", "code"],
+        );
+        let proxied_bytes = counter(
+            "orca_proxied_bytes_total",
+            "Bytes relayed between users and containers, by image and direction.",
+            &["image", "direction"],
+        );
+        let reloads = counter(
+            "orca_reloads_total",
+            "Configuration reloads (SIGHUP), by result.",
+            &["result"],
+        );
+        let audit_write_errors = counter(
+            "orca_audit_write_errors_total",
+            "Audit records that could not be written.",
+            &[],
+        );
         let resolver_duration = HistogramVec::new(
             HistogramOpts::new(
                 "orca_resolver_call_duration_seconds",
@@ -198,7 +300,37 @@ impl Metrics {
             resolver_instances,
             ssh_logins,
             ssh_sessions,
+            connections,
+            connections_open,
+            http_requests,
+            proxied_bytes,
+            reloads,
+            audit_write_errors,
         }
+    }
+
+    /// The connection counters of `listener` (`https`, `http`, `ssh`, `admin`).
+    pub fn connections_of(&self, listener: &str) -> ConnectionMetrics {
+        ConnectionMetrics {
+            accepted: self.connections.with_label_values(&[listener]),
+            open: self.connections_open.with_label_values(&[listener]),
+        }
+    }
+
+    /// The byte counters of `image`.
+    pub fn bytes_of(&self, image: &str) -> ByteCounters {
+        ByteCounters {
+            to_container: self
+                .proxied_bytes
+                .with_label_values(&[image, "to_container"]),
+            to_client: self.proxied_bytes.with_label_values(&[image, "to_client"]),
+        }
+    }
+
+    /// The response counters of `listener`, one per status class from `1xx` to `5xx`.
+    pub fn responses_of(&self, listener: &str) -> [IntCounter; 5] {
+        ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .map(|class| self.http_requests.with_label_values(&[listener, class]))
     }
 
     /// The text exposition format of every family.
@@ -246,13 +378,18 @@ mod tests {
             .with_label_values(&["publickey", "accepted"])
             .inc();
         m.ssh_sessions.with_label_values(&["exited"]).inc();
+        let _open = m.connections_of("https").opened();
+        m.responses_of("https")[1].inc();
+        m.bytes_of("x").to_client.inc_by(5);
+        m.reloads.with_label_values(&["ok"]).inc();
+        m.audit_write_errors.with_label_values::<&str>(&[]).inc();
         let families: Vec<String> = m
             .registry
             .gather()
             .iter()
             .map(|f| f.name().to_string())
             .collect();
-        assert_eq!(families.len(), 16);
+        assert_eq!(families.len(), 22);
         for name in &families {
             assert!(
                 doc.contains(&format!("| `{name}` |")),
@@ -265,9 +402,15 @@ mod tests {
             families.len(),
             "docs/metrics.md lists families the code does not have"
         );
+        let text = m.render();
+        assert!(text.contains("orca_container_stops_total{image=\"x\",reason=\"linger\"} 1"));
+        assert!(text.contains("orca_connections_open{listener=\"https\"} 1"));
+        assert!(text.contains("orca_http_requests_total{code=\"2xx\",listener=\"https\"} 1"));
+        assert!(text.contains("orca_proxied_bytes_total{direction=\"to_client\",image=\"x\"} 5"));
+        drop(_open);
         assert!(
             m.render()
-                .contains("orca_container_stops_total{image=\"x\",reason=\"linger\"} 1")
+                .contains("orca_connections_open{listener=\"https\"} 0")
         );
     }
 }

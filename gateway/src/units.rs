@@ -1,10 +1,11 @@
-//! Units shared by the config file and image labels: durations and byte sizes.
+//! Units shared by the config file, image labels and what Orca writes: durations, byte sizes,
+//! and timestamps.
 //!
 //! Durations follow Go's `time.ParseDuration` (as the original Orca's labels did): a sequence of
 //! decimal numbers with units `ms`, `s`, `m`, `h` (and `d` for days), such as `15m`, `1h30m`,
 //! `500ms`. A bare integer is read as seconds, which old label sets used.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a duration or size did not parse; the message says what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +106,32 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     Ok(bytes as u64)
 }
 
+/// `t` in RFC 3339 UTC with milliseconds (`2026-11-28T02:10:00.123Z`), as the audit log and
+/// the admin API write times. Civil date from days since the epoch by Howard Hinnant's
+/// algorithm; a few lines rather than a date crate for one format.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    // Shift the epoch to 0000-03-01 so that leap days end each 400-year era.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60,
+        since.subsec_millis()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +176,16 @@ mod tests {
             let _ = parse_duration(&s);
             let _ = parse_size(&s);
         }
+    }
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        let at = |secs: u64, ms: u64| UNIX_EPOCH + Duration::from_millis(secs * 1000 + ms);
+        assert_eq!(rfc3339(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        // `date -u -d @951782400` (a leap day of a year divisible by 400).
+        assert_eq!(rfc3339(at(951_782_400, 5)), "2000-02-29T00:00:00.005Z");
+        // `date -u -d @1795831199`
+        assert_eq!(rfc3339(at(1_795_831_199, 999)), "2026-11-28T01:59:59.999Z");
+        assert_eq!(rfc3339(at(4_107_542_400, 0)), "2100-03-01T00:00:00.000Z");
     }
 }

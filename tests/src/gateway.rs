@@ -232,6 +232,7 @@ pub(crate) fn scheduler_options(instance: &str, state: &std::path::Path) -> Opti
             restart_grace: Duration::from_secs(120),
         },
         sweep_interval: Duration::from_millis(200),
+        audit: orca::audit::Audit::off(),
     }
 }
 

@@ -45,6 +45,7 @@ fn options(instance: &str, state_dir: &Path) -> Options {
             restart_grace: Duration::from_secs(120),
         },
         sweep_interval: Duration::from_millis(200),
+        audit: orca::audit::Audit::off(),
     }
 }
 

@@ -24,14 +24,16 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
+use prometheus::IntCounter;
 
+use crate::audit::Record;
 use crate::config::Cidr;
 use crate::error::ErrorSource;
 use crate::identity::{Client, Decision, HttpCredential, HttpRequest, Identities, Identity};
 use crate::images::ImageSpec;
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
-use crate::scheduler::{Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
+use crate::scheduler::{Arrival, Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
 use origin::{Listener, Origin};
 use route::Route;
 
@@ -107,6 +109,8 @@ pub struct Front {
     proxy: Arc<Proxy>,
     hold: Duration,
     login_url: Option<String>,
+    /// `orca_http_requests_total` of this listener, by status class.
+    responses: [IntCounter; 5],
 }
 
 impl std::fmt::Debug for Front {
@@ -138,6 +142,7 @@ impl Front {
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
             listener: Listener::Tls,
             identities,
+            responses: scheduler.metrics().responses_of("https"),
             scheduler,
             proxy: Arc::new(proxy),
             hold,
@@ -166,6 +171,7 @@ impl Front {
             proxy: self.proxy.clone(),
             hold: self.hold,
             login_url: self.login_url.clone(),
+            responses: self.scheduler.metrics().responses_of("http"),
         }
     }
 
@@ -332,7 +338,9 @@ impl Front {
     ) -> Result<Response<Body>, FrontError> {
         self.image_for(who, image)?;
         let user = UserId::new(who.id.clone());
-        let placement = self.scheduler.place(&user, image, SessionKind::Held)?;
+        let placement = self
+            .scheduler
+            .place(&user, image, Arrival::https(origin.client))?;
         let phase = placement.phase();
         if phase != Phase::Ready && is_navigation(&req) {
             if let Phase::Gone(reason) = &phase {
@@ -479,11 +487,31 @@ impl Front {
         if user.is_empty() || password.is_empty() {
             return Ok(refused("Enter a user name and a password."));
         }
-        match self
+        let decision = self
             .identities
             .password(&user, &password, &view.client)
-            .await
-        {
+            .await;
+        let (who, result, by) = match &decision {
+            Decision::Allow {
+                identity, resolver, ..
+            } => (identity.id.clone(), "accepted", Some(resolver.clone())),
+            Decision::Deny { resolver, .. } => (user.clone(), "refused", Some(resolver.clone())),
+            Decision::Unknown => (user.clone(), "refused", None),
+        };
+        self.scheduler.audit().record(Record::Login {
+            protocol: "https",
+            user: who,
+            method: "form",
+            result,
+            client: view
+                .client
+                .address
+                .parse()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, view.client.port)),
+            resolver: by,
+        });
+        match decision {
             Decision::Allow { identity, .. } => match self.identities.issue(&identity).await {
                 Ok((_, issued)) => {
                     let mut r = redirect(&back);
@@ -533,10 +561,15 @@ impl Front {
 
 impl Handler for Front {
     async fn handle(&self, req: Request<Incoming>, conn: &ConnInfo) -> Response<Body> {
-        match self.serve(req, conn).await {
+        let response = match self.serve(req, conn).await {
             Ok(response) => response,
             Err(e) => rescue(&e),
+        };
+        let class = usize::from(response.status().as_u16() / 100);
+        if let Some(counter) = self.responses.get(class.wrapping_sub(1)) {
+            counter.inc();
         }
+        response
     }
 }
 

@@ -27,6 +27,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::accept_error;
 use super::prefixed::Prefixed;
 use super::workers::Workers;
+use crate::metrics::{ConnectionMetrics, OpenConnection};
 
 /// How many connections are served at once unless configured.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -70,7 +71,7 @@ pub fn empty() -> Body {
 /// the request on the same socket (an upgraded stream: a WebSocket) must hold a clone, or
 /// hyper's connection would end at the upgrade and the stream would count for nothing.
 #[derive(Clone)]
-pub struct ConnGuard(Arc<(OwnedSemaphorePermit, TaskTrackerToken)>);
+pub struct ConnGuard(Arc<(OwnedSemaphorePermit, TaskTrackerToken, OpenConnection)>);
 
 impl std::fmt::Debug for ConnGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,7 +119,7 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Limits and timeouts of one listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Connections served at once; the next client waits in the kernel's backlog.
     pub max_connections: usize,
@@ -132,6 +133,8 @@ pub struct ServeOptions {
     /// Where connections are served: on these worker threads, or (`None`) as tasks of the
     /// runtime running [`serve`].
     pub workers: Option<Arc<Workers>>,
+    /// This listener's `orca_connections_*` counters.
+    pub connections: ConnectionMetrics,
 }
 
 impl Default for ServeOptions {
@@ -142,6 +145,7 @@ impl Default for ServeOptions {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             workers: None,
+            connections: ConnectionMetrics::unregistered(),
         }
     }
 }
@@ -194,7 +198,11 @@ pub async fn serve<H: Handler>(
             },
         };
         let server = server.clone();
-        let guard = ConnGuard(Arc::new((permit, tracker.token())));
+        let guard = ConnGuard(Arc::new((
+            permit,
+            tracker.token(),
+            server.options.connections.opened(),
+        )));
         let Some(workers) = &workers else {
             tracker.spawn(async move { server.connection(stream, peer, guard).await });
             continue;

@@ -1,6 +1,7 @@
 //! The SSH listener: protocol settings (modern algorithms only, the authentication methods the
 //! resolvers can answer, limits on a connection that has not logged in yet) and the accept loop.
 
+use crate::metrics::ConnectionMetrics;
 use std::borrow::Cow;
 use std::future::Future;
 use std::io;
@@ -133,6 +134,8 @@ pub struct ServeOptions {
     /// After shutdown (sessions are told and end at once), for clients to hang up before
     /// their connections are closed.
     pub drain_timeout: Duration,
+    /// This listener's `orca_connections_*` counters.
+    pub connections: ConnectionMetrics,
 }
 
 impl Default for ServeOptions {
@@ -141,6 +144,7 @@ impl Default for ServeOptions {
             login_grace: crate::config::DEFAULT_SSH_LOGIN_GRACE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            connections: ConnectionMetrics::unregistered(),
         }
     }
 }
@@ -189,8 +193,9 @@ pub async fn serve<C: Connections>(
         let config = config.clone();
         let grace = options.login_grace;
         let close = close.clone();
+        let open = options.connections.opened();
         tracker.spawn(async move {
-            let _permit = permit;
+            let _counted = (permit, open);
             tokio::select! {
                 ended = connection(stream, config, handler, logged_in, grace) => {
                     if let Err(error) = ended {

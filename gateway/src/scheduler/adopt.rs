@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::persist::{Persisted, drain_from};
-use super::state::{BindingKey, ContainerRec, DrainReason, Phase, StopReason};
+use super::state::{BindingKey, ContainerRec, DrainReason, Origin, Phase, StopReason};
 use super::{Activity, Effects, Inner, Lookup, UserId};
 use crate::clock::from_unix_secs;
 use crate::images::parse_labels;
@@ -131,12 +131,21 @@ impl Inner {
             };
             let persist = c.spec.persist_between_reconnects;
             let served = c.served;
-            let activity = Arc::new(Activity::new(self.clock));
+            let activity = Arc::new(Activity::new(self.clock, self.metrics.bytes_of(&b.image)));
             activity.set_last_active(self.clock.instant_at(from_unix_secs(b.last_active)));
+            activity.restore_bytes(b.bytes_in, b.bytes_out);
+            let origin = Origin {
+                protocol: match b.protocol.as_deref() {
+                    Some("ssh") => "ssh",
+                    _ => "https",
+                },
+                client: b.client,
+            };
             let binding = st.bind(
                 key,
                 &b.container,
                 activity,
+                origin,
                 self.clock.instant_at(from_unix_secs(b.bound_at)),
             );
             if !persist {

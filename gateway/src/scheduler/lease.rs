@@ -4,7 +4,7 @@
 //! Activity is recorded with atomics so the proxy's hot path never takes the scheduler's lock;
 //! the sweeper reads them. Dropping a lease (or a placement) ends that session.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -16,6 +16,7 @@ use super::state::{BindingKey, Phase};
 use super::{Inner, ScheduleError};
 use crate::clock::Clock;
 use crate::images::ImageSpec;
+use crate::metrics::ByteCounters;
 use crate::signal::EndSignal;
 
 /// How a session's openness counts toward activity.
@@ -28,10 +29,59 @@ pub enum SessionKind {
     Traffic,
 }
 
+/// Where a session comes from: how it counts toward activity, and for the audit log the
+/// protocol and client address of the arrival that placed the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// How the session's openness counts.
+    pub kind: SessionKind,
+    /// `https` or `ssh`.
+    pub protocol: &'static str,
+    /// The client's address, when known.
+    pub client: Option<SocketAddr>,
+}
+
+impl Arrival {
+    /// An HTTPS request (or an upgraded stream) from `client`.
+    pub fn https(client: SocketAddr) -> Self {
+        Self {
+            kind: SessionKind::Held,
+            protocol: "https",
+            client: Some(client),
+        }
+    }
+
+    /// An SSH session channel from `client`.
+    pub fn ssh(client: SocketAddr) -> Self {
+        Self {
+            kind: SessionKind::Traffic,
+            protocol: "ssh",
+            client: Some(client),
+        }
+    }
+}
+
+/// A session of this kind from an unknown client (tests, tools): held sessions are HTTP's,
+/// traffic-only ones SSH's.
+impl From<SessionKind> for Arrival {
+    fn from(kind: SessionKind) -> Self {
+        Self {
+            kind,
+            protocol: match kind {
+                SessionKind::Held => "https",
+                SessionKind::Traffic => "ssh",
+            },
+            client: None,
+        }
+    }
+}
+
 /// A user's activity on one binding: bytes both ways and the last time anything happened.
 #[derive(Debug)]
 pub struct Activity {
     clock: Clock,
+    /// The image's `orca_proxied_bytes_total`, counted where the bytes are.
+    counters: ByteCounters,
     last_ms: AtomicU64,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
@@ -39,10 +89,11 @@ pub struct Activity {
 }
 
 impl Activity {
-    pub(crate) fn new(clock: Clock) -> Self {
+    pub(crate) fn new(clock: Clock, counters: ByteCounters) -> Self {
         Self {
             last_ms: AtomicU64::new(clock.millis()),
             clock,
+            counters,
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             held: AtomicU32::new(0),
@@ -53,6 +104,8 @@ impl Activity {
     pub fn record(&self, to_container: u64, to_client: u64) {
         self.bytes_in.fetch_add(to_container, Ordering::Relaxed);
         self.bytes_out.fetch_add(to_client, Ordering::Relaxed);
+        self.counters.to_container.inc_by(to_container);
+        self.counters.to_client.inc_by(to_client);
         self.touch();
     }
 
@@ -77,6 +130,13 @@ impl Activity {
         }
         self.clock
             .instant_from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// Bytes carried over from before a restart: the session's totals go on from there, and
+    /// the metrics (this process's counters) do not count them again.
+    pub(crate) fn restore_bytes(&self, to_container: u64, to_client: u64) {
+        self.bytes_in.store(to_container, Ordering::Relaxed);
+        self.bytes_out.store(to_client, Ordering::Relaxed);
     }
 
     pub(crate) fn set_last_active(&self, at: Instant) {

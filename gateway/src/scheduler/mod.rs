@@ -41,17 +41,18 @@ use tokio_util::task::TaskTracker;
 
 pub use admin::AdminError;
 pub use catalogue::{Catalogue, CatalogueRow, Lookup};
-pub use lease::{Activity, Lease, Placement, SessionKind};
+pub use lease::{Activity, Arrival, Lease, Placement, SessionKind};
 pub use state::{DrainReason, Phase, StopReason, StopRecord};
 pub use status::{ContainerStatus, SchedulerStatus, UserStatus};
 
+use crate::audit::{Audit, Record};
 use crate::clock::Clock;
 use crate::config::{Config, SchedulerConfig};
 use crate::error::ErrorSource;
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, RuntimeError};
 use lease::SessionGuard;
-use state::{BindingKey, ContainerRec, State, StopRecord as Stopped};
+use state::{BindingKey, ContainerRec, Origin, State, StopRecord as Stopped};
 
 /// How long a user at capacity is asked to wait before retrying.
 const CAPACITY_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -148,6 +149,8 @@ pub struct Options {
     pub tuning: SchedulerConfig,
     /// How often limits are checked.
     pub sweep_interval: Duration,
+    /// Where session starts and ends are recorded.
+    pub audit: Audit,
 }
 
 impl Options {
@@ -159,6 +162,7 @@ impl Options {
             state_dir: Some(config.state_dir.clone()),
             tuning: config.scheduler.clone(),
             sweep_interval: Duration::from_secs(1),
+            audit: Audit::off(),
         }
     }
 }
@@ -202,6 +206,7 @@ impl Scheduler {
         metrics: Arc<Metrics>,
     ) -> Result<Self, RuntimeError> {
         let persisted = persist::load(opts.state_dir.as_deref(), &opts.instance);
+        let audit = opts.audit.clone();
         let inner = Arc::new(Inner {
             launch_slots: Arc::new(Semaphore::new(opts.tuning.launch_parallelism.max(1))),
             runtime,
@@ -209,7 +214,10 @@ impl Scheduler {
             opts,
             clock: Clock::new(),
             metrics,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                audit,
+                ..State::default()
+            }),
             persist_now: Notify::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -233,9 +241,9 @@ impl Scheduler {
         &self,
         user: &UserId,
         image: &str,
-        kind: SessionKind,
+        arrival: impl Into<Arrival>,
     ) -> Result<Placement, ScheduleError> {
-        self.inner.place(user, image, kind)
+        self.inner.place(user, image, arrival.into())
     }
 
     /// [`Scheduler::place`] and wait until ready.
@@ -243,9 +251,9 @@ impl Scheduler {
         &self,
         user: &UserId,
         image: &str,
-        kind: SessionKind,
+        arrival: impl Into<Arrival>,
     ) -> Result<Lease, ScheduleError> {
-        self.place(user, image, kind)?.ready().await
+        self.place(user, image, arrival)?.ready().await
     }
 
     /// The proxy could not reach the container `container_id` (a lease's `container_id`).
@@ -258,6 +266,16 @@ impl Scheduler {
     /// when it still runs (the app failed, not the container) or the engine cannot say.
     pub async fn unreachable(&self, container_id: &str) -> Option<StopReason> {
         self.inner.unreachable(container_id).await
+    }
+
+    /// The audit log the scheduler records sessions in, for the fronts' logins.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.opts.audit
+    }
+
+    /// The gateway's metrics, which the scheduler keeps and the fronts add to.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Every container, its users, and why it is still up; plus recent stops.
@@ -298,8 +316,9 @@ impl Inner {
         self: &Arc<Self>,
         user: &UserId,
         image: &str,
-        kind: SessionKind,
+        arrival: Arrival,
     ) -> Result<Placement, ScheduleError> {
+        let kind = arrival.kind;
         let spec = match self.catalogue.lookup(image) {
             Lookup::Ready(spec) => spec,
             Lookup::Disabled(reason) => {
@@ -345,8 +364,19 @@ impl Inner {
                     name
                 }
             };
-            let activity = Arc::new(Activity::new(self.clock));
-            st.bind(key.clone(), &name, activity, now);
+            let activity = Arc::new(Activity::new(self.clock, self.metrics.bytes_of(&spec.name)));
+            let origin = Origin {
+                protocol: arrival.protocol,
+                client: arrival.client,
+            };
+            st.bind(key.clone(), &name, activity, origin, now);
+            st.audit.record(Record::SessionStart {
+                user: user.to_string(),
+                image: spec.name.clone(),
+                container: name.clone(),
+                protocol: arrival.protocol,
+                client: arrival.client,
+            });
             effects.persist = true;
         }
         let b = st

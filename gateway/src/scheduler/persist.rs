@@ -45,6 +45,15 @@ pub(crate) struct PBinding {
     pub(crate) container: String,
     pub(crate) bound_at: u64,
     pub(crate) last_active: u64,
+    /// For the audit log's session end after a restart (absent in files of older versions).
+    #[serde(default)]
+    pub(crate) protocol: Option<String>,
+    #[serde(default)]
+    pub(crate) client: Option<std::net::SocketAddr>,
+    #[serde(default)]
+    pub(crate) bytes_in: u64,
+    #[serde(default)]
+    pub(crate) bytes_out: u64,
 }
 
 pub(crate) fn drain_name(d: DrainReason) -> &'static str {
@@ -115,12 +124,19 @@ pub(crate) fn snapshot(st: &State, clock: &Clock, instance: &str) -> Persisted {
     let mut bindings: Vec<PBinding> = st
         .bindings
         .iter()
-        .map(|(k, b)| PBinding {
-            user: k.user.as_str().to_string(),
-            image: k.image.clone(),
-            container: b.container.clone(),
-            bound_at: unix_secs(clock.wall_at(b.bound_at)),
-            last_active: unix_secs(clock.wall_at(b.activity.last_active())),
+        .map(|(k, b)| {
+            let (bytes_in, bytes_out) = b.activity.bytes();
+            PBinding {
+                user: k.user.as_str().to_string(),
+                image: k.image.clone(),
+                container: b.container.clone(),
+                bound_at: unix_secs(clock.wall_at(b.bound_at)),
+                last_active: unix_secs(clock.wall_at(b.activity.last_active())),
+                protocol: Some(b.origin.protocol.to_string()),
+                client: b.origin.client,
+                bytes_in,
+                bytes_out,
+            }
         })
         .collect();
     bindings.sort_by(|a, b| (&a.user, &a.image).cmp(&(&b.user, &b.image)));
@@ -234,6 +250,10 @@ mod tests {
                 container: "c1".into(),
                 bound_at: 10,
                 last_active: 20,
+                protocol: Some("ssh".into()),
+                client: Some("127.0.0.1:2200".parse().unwrap()),
+                bytes_in: 1,
+                bytes_out: 2,
             }],
         };
         write_atomically(dir.path(), &serde_json::to_vec(&p).unwrap()).unwrap();

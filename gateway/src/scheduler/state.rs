@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::UserId;
 use super::lease::{Activity, Kick};
+use crate::audit::{Audit, Record};
 use crate::images::ImageSpec;
 use crate::runtime::Attached;
 use crate::units::format_duration;
@@ -200,6 +201,15 @@ pub(crate) struct Binding {
     /// Restored after a restart: kept this long without a session even when the image does
     /// not persist users between reconnects.
     pub(crate) grace_until: Option<Instant>,
+    /// The arrival that placed the user, for the audit log.
+    pub(crate) origin: Origin,
+}
+
+/// What the audit log says of where a binding came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) protocol: &'static str,
+    pub(crate) client: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -292,6 +302,8 @@ pub(crate) struct State {
     pub(crate) history: VecDeque<StopRecord>,
     pub(crate) next_binding_id: u64,
     pub(crate) shutting_down: bool,
+    /// Where session ends are recorded (in `unbind`, the one place a binding ends).
+    pub(crate) audit: Audit,
 }
 
 impl State {
@@ -329,6 +341,7 @@ impl State {
         key: BindingKey,
         container: &str,
         activity: Arc<Activity>,
+        origin: Origin,
         now: Instant,
     ) -> &mut Binding {
         let id = self.next_binding_id;
@@ -349,6 +362,7 @@ impl State {
                 kick: Arc::new(Kick::default()),
                 bound_at: now,
                 grace_until: None,
+                origin,
             },
         );
         self.bindings.get_mut(&key).expect("inserted just above")
@@ -363,6 +377,18 @@ impl State {
     ) -> Option<String> {
         let b = self.bindings.remove(key)?;
         b.kick.fire(reason);
+        let (bytes_in, bytes_out) = b.activity.bytes();
+        self.audit.record(Record::SessionEnd {
+            user: key.user.to_string(),
+            image: key.image.clone(),
+            container: b.container.clone(),
+            protocol: b.origin.protocol,
+            client: b.origin.client,
+            bytes_in,
+            bytes_out,
+            seconds: now.saturating_duration_since(b.bound_at).as_secs(),
+            reason: reason.to_string(),
+        });
         if let Some(c) = self.containers.get_mut(&b.container) {
             c.users.remove(&key.user);
             if c.users.is_empty() {

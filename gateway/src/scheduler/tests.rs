@@ -24,6 +24,7 @@ fn opts(state_dir: Option<PathBuf>) -> Options {
             restart_grace: Duration::from_secs(120),
         },
         sweep_interval: Duration::from_secs(1),
+        audit: crate::audit::Audit::off(),
     }
 }
 
@@ -636,5 +637,49 @@ async fn an_operator_stops_a_container_its_users_see_why_and_it_is_removed() {
     assert_eq!(
         stops.last().map(|r| r.reason.clone()),
         Some(StopReason::Admin)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_audit_log_has_each_sessions_start_and_end_with_bytes_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.log");
+    let mut o = opts(None);
+    o.audit =
+        crate::audit::Audit::open(&file, prometheus::IntCounter::new("e", "e").unwrap()).unwrap();
+    let (_rt, s) = setup_with(SHELL, o.clone()).await;
+    let client: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let lease = s
+        .acquire(&user("alice"), "shell", Arrival::ssh(client))
+        .await
+        .unwrap();
+    lease.activity().record(100, 2000);
+    drop(lease); // ssh images do not persist users between reconnects: the session ends
+    settle().await;
+    o.audit.flush();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let (start, end) = (&records[0], &records[1]);
+    assert_eq!(start["event"], "session_start");
+    assert_eq!(start["user"], "alice");
+    assert_eq!(start["image"], "shell");
+    assert_eq!(start["protocol"], "ssh");
+    assert_eq!(start["client"], "192.0.2.7:40000");
+    assert_eq!(end["event"], "session_end");
+    assert_eq!(end["container"], start["container"]);
+    assert_eq!(end["client"], "192.0.2.7:40000");
+    assert_eq!(
+        (end["bytes_in"].as_u64(), end["bytes_out"].as_u64()),
+        (Some(100), Some(2000))
+    );
+    assert_eq!(end["reason"], "you disconnected");
+    let metrics = s.metrics().render();
+    assert!(
+        metrics.contains("orca_proxied_bytes_total{direction=\"to_client\",image=\"shell\"} 2000"),
+        "{metrics}"
     );
 }

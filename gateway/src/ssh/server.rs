@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::auth::{attempt, public_key};
 use super::login;
 use super::session::{self, Owner, Sessions, env_allowed};
+use crate::audit::Record;
 use crate::identity::{Credential, Decision, Identities};
 use crate::listeners::ssh::Connections;
 use crate::scheduler::UserId;
@@ -95,8 +96,8 @@ const PASSWORD_PROMPT: &[(Cow<'static, str>, bool)] = &[(Cow::Borrowed("Password
 impl Connection {
     /// Asks the resolvers whether `name` proves itself with `credential` (given by `method`).
     async fn decide(&mut self, name: &str, credential: Credential, method: &'static str) -> Auth {
-        let auth = self.ask(name, credential).await;
-        let result = if matches!(auth, Auth::Accept) {
+        let answer = self.ask(name, credential).await;
+        let result = if matches!(answer.auth, Auth::Accept) {
             "accepted"
         } else {
             "refused"
@@ -106,15 +107,23 @@ impl Connection {
             .ssh_logins
             .with_label_values(&[method, result])
             .inc();
-        auth
+        self.sessions.scheduler.audit().record(Record::Login {
+            protocol: "ssh",
+            user: answer.user,
+            method,
+            result,
+            client: Some(self.peer),
+            resolver: answer.resolver,
+        });
+        answer.auth
     }
 
-    async fn ask(&mut self, name: &str, credential: Credential) -> Auth {
+    async fn ask(&mut self, name: &str, credential: Credential) -> Answer {
         let login = match login::parse(name) {
             Ok(login) => login,
             Err(e) => {
                 tracing::info!(peer = %self.peer, "ssh login name refused: {e}");
-                return Auth::reject();
+                return Answer::refused(name, None);
             }
         };
         let question = attempt(&login, credential, self.peer);
@@ -123,6 +132,7 @@ impl Connection {
                 identity, resolver, ..
             } => {
                 tracing::info!(peer = %self.peer, user = %identity.id, %resolver, "ssh login");
+                let user = identity.id.clone();
                 self.owner = Some(Arc::new(Owner {
                     user: UserId::new(identity.id.clone()),
                     identity,
@@ -130,15 +140,38 @@ impl Connection {
                     peer: self.peer,
                 }));
                 let _ = self.logged_in.send(true);
-                Auth::Accept
+                Answer {
+                    auth: Auth::Accept,
+                    user,
+                    resolver: Some(resolver),
+                }
             }
             Decision::Deny {
                 resolver, reason, ..
             } => {
                 tracing::info!(peer = %self.peer, user = %login.user, %resolver, "ssh login refused: {reason}");
-                Auth::reject()
+                Answer::refused(&login.user, Some(resolver))
             }
-            Decision::Unknown => Auth::reject(),
+            Decision::Unknown => Answer::refused(&login.user, None),
+        }
+    }
+}
+
+/// What the resolvers answered a login attempt, with what the audit log says of it.
+struct Answer {
+    auth: Auth,
+    /// The identity allowed, else the user name tried.
+    user: String,
+    /// The resolver that decided, when one did.
+    resolver: Option<String>,
+}
+
+impl Answer {
+    fn refused(user: &str, resolver: Option<String>) -> Self {
+        Self {
+            auth: Auth::reject(),
+            user: user.to_string(),
+            resolver,
         }
     }
 }

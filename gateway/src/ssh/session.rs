@@ -25,7 +25,7 @@ use crate::identity::Identity;
 use crate::images::{ConnectionMethod, ImageSpec};
 use crate::metrics::Metrics;
 use crate::runtime::{ExecSpec, RuntimeError, TtySize};
-use crate::scheduler::{Lease, Lookup, Placement, ScheduleError, Scheduler, SessionKind, UserId};
+use crate::scheduler::{Arrival, Lease, Lookup, Placement, ScheduleError, Scheduler, UserId};
 
 /// Exit status when a limit (inactivity, lifespan, a stop) ended the session.
 pub const EXIT_ENDED: u32 = 254;
@@ -356,7 +356,7 @@ async fn serve(
     }
     let placement = sessions
         .scheduler
-        .place(&owner.user, &spec.name, SessionKind::Traffic)?;
+        .place(&owner.user, &spec.name, Arrival::ssh(owner.peer))?;
     let lease = wait_ready(placement, rx, out, &mut pending, &mut terminal, sessions).await?;
     let mut env = requests.env;
     env.push(format!("ORCA_USER={}", owner.identity.id));
