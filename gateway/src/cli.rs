@@ -42,6 +42,13 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show a running gateway's containers, their users and sessions, why each container is
+    /// still up, and recent stops (asks the admin listener).
+    Status {
+        /// Configuration file (for the admin address and token); embedded defaults when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and print the effective configuration.
     CheckConfig {
         /// The file.
@@ -214,6 +221,15 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
     out
 }
 
+/// `orca status`: the running gateway's containers, users and recent stops, asked of the
+/// admin listener of `config`; exit 1 when it cannot be reached or answers an error.
+pub async fn status(config: &Config) -> (String, i32) {
+    match crate::admin::client::status(&config.admin).await {
+        Ok(text) => (text, 0),
+        Err(e) => (format!("error: {e}\n"), 1),
+    }
+}
+
 /// `orca labels`: the label table with per-kind defaults.
 pub fn labels() -> String {
     let mut out = String::new();
@@ -228,4 +244,42 @@ pub fn labels() -> String {
 fn short(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     &hex[..hex.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn status_without_a_running_gateway_exits_1_and_says_why() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let mut config = Config::embedded();
+        config.admin.listen = addr;
+        let (text, code) = status(&config).await;
+        assert_eq!(code, 1);
+        assert_eq!(
+            text,
+            format!(
+                "error: cannot reach orca's admin listener at {addr}: connection refused; \
+                 is `orca serve` running with this configuration?\n"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn status_with_an_unreadable_token_file_names_it() {
+        let mut config = Config::embedded();
+        config.admin.token_file = Some(PathBuf::from("/nonexistent/orca/admin.token"));
+        let (text, code) = status(&config).await;
+        assert_eq!(code, 1);
+        assert!(
+            text.starts_with(
+                "error: cannot read the admin token file `/nonexistent/orca/admin.token`"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("[admin] token_file"), "{text}");
+    }
 }

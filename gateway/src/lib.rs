@@ -20,6 +20,9 @@
 //! - [`front`] (HTTPS) and [`ssh`] (SSH) take a listener's connection through the stages: who
 //!   it is, which container, then its bytes (SSH sessions reach a container's console or
 //!   commands through the lease, never the engine).
+//! - [`admin`] is the operator's front, on the admin listener: health, metrics, and the API
+//!   that lists the scheduler's containers and sessions and ends them; `orca status` is its
+//!   client.
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
 //! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`audit`] (the audit log),
@@ -44,6 +47,8 @@ pub mod front;
 pub mod runtime;
 pub mod scheduler;
 pub mod ssh;
+
+pub mod admin;
 
 pub mod cli;
 pub mod serve;

@@ -48,6 +48,10 @@ async fn run(command: Command) -> ExitCode {
             Ok(c) => cli::images(&c).await,
             Err(e) => (e, 1),
         },
+        Command::Status { config } => match cli::load_config(config.as_deref()) {
+            Ok(c) => cli::status(&c).await,
+            Err(e) => (e, 1),
+        },
         Command::Serve {
             config,
             cleanup_on_exit,

@@ -1,5 +1,5 @@
-//! Units shared by the config file, image labels and what Orca writes: durations, byte sizes,
-//! and timestamps.
+//! Units shared by the config file, image labels, `orca status` and what Orca writes:
+//! durations, byte sizes, and timestamps.
 //!
 //! Durations follow Go's `time.ParseDuration` (as the original Orca's labels did): a sequence of
 //! decimal numbers with units `ms`, `s`, `m`, `h` (and `d` for days), such as `15m`, `1h30m`,
@@ -79,6 +79,23 @@ pub fn format_duration(d: Duration) -> String {
         }
     }
     out
+}
+
+/// Formats a byte count for people: `512 B`, `1.2 MiB`, `3.0 GiB` (binary multiples, one
+/// decimal).
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.95 and up would print as `1024.0`: show the next unit instead.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Parses a byte size: a plain number of bytes, or a number with `k`, `m`, `g`, `t`
@@ -168,6 +185,17 @@ mod tests {
         for bad in ["", "m", "-1m", "1x", "nan", "inf"] {
             assert!(parse_size(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn byte_counts_format_in_binary_units() {
+        assert_eq!(format_bytes(0), "0 B");
+        assert_eq!(format_bytes(1023), "1023 B");
+        assert_eq!(format_bytes(1024), "1.0 KiB");
+        assert_eq!(format_bytes(1_258_291), "1.2 MiB");
+        assert_eq!(format_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(format_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(format_bytes(u64::MAX), "16.0 EiB");
     }
 
     proptest! {
