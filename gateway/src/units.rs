@@ -123,23 +123,13 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     Ok(bytes as u64)
 }
 
-/// `t` in RFC 3339 UTC with milliseconds (`2026-11-28T02:10:00.123Z`), as the audit log and
-/// the admin API write times. Civil date from days since the epoch by Howard Hinnant's
-/// algorithm; a few lines rather than a date crate for one format.
+/// `t` in RFC 3339 UTC with milliseconds (`2026-11-28T02:10:00.123Z`), as the audit log writes
+/// times (the admin API's `Timestamp` writes whole seconds).
 pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, day_secs) = (secs / 86_400, secs % 86_400);
-    // Shift the epoch to 0000-03-01 so that leap days end each 400-year era.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(i64::try_from(days).unwrap_or(i64::MAX / 2));
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         day_secs / 3600,
@@ -147,6 +137,23 @@ pub fn rfc3339(t: SystemTime) -> String {
         day_secs % 60,
         since.subsec_millis()
     )
+}
+
+/// The (year, month, day) of `days` since 1970-01-01, by Howard Hinnant's `civil_from_days`:
+/// a few lines rather than a date crate, for the two formats Orca writes.
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    // Shift the epoch to 0000-03-01 so that leap days end each 400-year era.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use orca::config::Config;
-use orca::serve::{Listeners, run_on};
+use orca::serve::{Control, Listeners, run_on};
 use orca_tests::gateway::Cleanup;
 use orca_tests::ssh::{keygen, run, text};
 use orca_tests::{build_image, unique_name, wait_for};
@@ -29,10 +29,17 @@ async fn serve(config: &Config) -> Running {
         ssh: tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind"),
+        admin: tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
     };
     let ssh_port = listeners.ssh.local_addr().expect("local addr").port();
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(run_on(config.clone(), listeners, shutdown.clone(), false));
+    let control = Control {
+        shutdown: shutdown.clone(),
+        ..Control::default()
+    };
+    let task = tokio::spawn(run_on(config.clone(), listeners, control));
     wait_for("the ssh listener", Duration::from_secs(60), || async {
         let banner = async {
             use tokio::io::AsyncReadExt;

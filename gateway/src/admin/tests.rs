@@ -3,7 +3,6 @@
 //! client over a loopback socket.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +16,9 @@ use super::api::{ContainersView, SessionsView};
 use super::client::{self, ClientError};
 use super::table::render_status;
 use super::*;
-use crate::config::SchedulerConfig;
 use crate::listeners::https::{self, Body, ServeOptions};
 use crate::runtime::fake::FakeRuntime;
-use crate::scheduler::{Lease, Options, SessionKind};
+use crate::scheduler::{Lease, SessionKind};
 
 const WEB: &[(&str, &str)] = &[("orca.kind", "web"), ("orca.name", "web")];
 const TOKEN: &str = "0123456789abcdef";
@@ -39,20 +37,7 @@ async fn fixture(token: Option<&str>) -> Fixture {
     let metrics = Arc::new(Metrics::new());
     let scheduler = Scheduler::start(
         rt.clone(),
-        Options {
-            instance: "t".into(),
-            network: "bridge".into(),
-            state_dir: None::<PathBuf>,
-            tuning: SchedulerConfig {
-                launch_parallelism: 4,
-                launch_attempts: 5,
-                launch_retry_delay: Duration::from_millis(500),
-                ready_timeout: Duration::from_secs(60),
-                max_containers: 100,
-                restart_grace: Duration::from_secs(120),
-            },
-            sweep_interval: Duration::from_secs(1),
-        },
+        crate::scheduler::tests::opts(None),
         metrics.clone(),
     )
     .await

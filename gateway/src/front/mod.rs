@@ -29,7 +29,7 @@ use prometheus::IntCounter;
 use crate::audit::Record;
 use crate::config::Cidr;
 use crate::error::ErrorSource;
-use crate::identity::{Client, Decision, HttpCredential, HttpRequest, Identities, Identity};
+use crate::identity::{Client, Current, Decision, HttpCredential, HttpRequest, Identity};
 use crate::images::ImageSpec;
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
@@ -104,7 +104,7 @@ pub enum FrontError {
 pub struct Front {
     domain: String,
     listener: Listener,
-    identities: Arc<Identities>,
+    identities: Current,
     scheduler: Scheduler,
     proxy: Arc<Proxy>,
     hold: Duration,
@@ -133,7 +133,7 @@ impl Front {
     /// A front for `domain`; requests not ready within `hold` are answered 503.
     pub fn new(
         domain: &str,
-        identities: Arc<Identities>,
+        identities: impl Into<Current>,
         scheduler: Scheduler,
         proxy: Proxy,
         hold: Duration,
@@ -141,7 +141,7 @@ impl Front {
         Front {
             domain: domain.trim_end_matches('.').to_ascii_lowercase(),
             listener: Listener::Tls,
-            identities,
+            identities: identities.into(),
             responses: scheduler.metrics().responses_of("https"),
             scheduler,
             proxy: Arc::new(proxy),
@@ -208,7 +208,7 @@ impl Front {
                     let here = format!("{}://{host}{}", origin.proto, path_and_query(req.uri()));
                     return Ok(redirect(&external_login(url, &here)));
                 }
-                if self.identities.has_password() {
+                if self.identities.get().has_password() {
                     return Ok(redirect(&login_url(req.uri())));
                 }
                 return Err(FrontError::NoIdentity);
@@ -267,7 +267,7 @@ impl Front {
         credential: HttpCredential,
         view: impl Fn() -> HttpRequest,
     ) -> Result<Option<Caller>, FrontError> {
-        match self.identities.http_with(credential, view).await {
+        match self.identities.get().http_with(credential, view).await {
             Decision::Allow {
                 identity,
                 set_cookie,
@@ -365,6 +365,7 @@ impl Front {
             }));
         };
         let port = lease.spec.port.unwrap_or(80);
+        let identities = self.identities.get();
         let fwd = Forwarded {
             user: &who.id,
             groups: &who.groups,
@@ -372,7 +373,7 @@ impl Front {
             client: &conn.peer_ip,
             proto: origin.proto,
             host,
-            strip_cookies: self.identities.session_cookie_names(),
+            strip_cookies: identities.session_cookie_names(),
             trust_forwarded: origin.via_trusted,
         };
         let container_id = lease.container_id.clone();
@@ -462,7 +463,7 @@ impl Front {
         req: Request<Incoming>,
         view: &HttpRequest,
     ) -> Result<Response<Body>, FrontError> {
-        if !self.identities.has_password() {
+        if !self.identities.get().has_password() {
             return Err(FrontError::NoIdentity);
         }
         if req.method() != Method::POST {
@@ -489,6 +490,7 @@ impl Front {
         }
         let decision = self
             .identities
+            .get()
             .password(&user, &password, &view.client)
             .await;
         let (who, result, by) = match &decision {
@@ -512,27 +514,29 @@ impl Front {
             resolver: by,
         });
         match decision {
-            Decision::Allow { identity, .. } => match self.identities.issue(&identity).await {
-                Ok((_, issued)) => {
-                    let mut r = redirect(&back);
-                    let cookie = cookies::set(
-                        &issued.name,
-                        &issued.value,
-                        issued.max_age_seconds,
-                        &self.domain,
-                    );
-                    if let Ok(v) = HeaderValue::from_str(&cookie) {
-                        r.headers_mut().append(header::SET_COOKIE, v);
+            Decision::Allow { identity, .. } => {
+                match self.identities.get().issue(&identity).await {
+                    Ok((_, issued)) => {
+                        let mut r = redirect(&back);
+                        let cookie = cookies::set(
+                            &issued.name,
+                            &issued.value,
+                            issued.max_age_seconds,
+                            &self.domain,
+                        );
+                        if let Ok(v) = HeaderValue::from_str(&cookie) {
+                            r.headers_mut().append(header::SET_COOKIE, v);
+                        }
+                        Ok(r)
                     }
-                    Ok(r)
+                    Err(e) => {
+                        tracing::warn!("login of {user}: {e}");
+                        Ok(refused(
+                            "You are known, but no session could be opened; try again.",
+                        ))
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!("login of {user}: {e}");
-                    Ok(refused(
-                        "You are known, but no session could be opened; try again.",
-                    ))
-                }
-            },
+            }
             Decision::Deny {
                 message,
                 reason,
@@ -548,7 +552,7 @@ impl Front {
     }
 
     async fn logout(&self, view: &HttpRequest) -> Response<Body> {
-        let names = self.identities.revoke(view).await;
+        let names = self.identities.get().revoke(view).await;
         let mut r = redirect("/");
         for name in names {
             if let Ok(v) = HeaderValue::from_str(&cookies::clear(&name, &self.domain)) {

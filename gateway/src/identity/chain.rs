@@ -164,6 +164,31 @@ impl Identities {
         state_dir: &Path,
         metrics: Metrics,
     ) -> Result<Self, LoadError> {
+        Self::load_with(resolvers, state_dir, metrics, &HashMap::new()).await
+    }
+
+    /// Loads `resolvers` afresh (SIGHUP) for the calls to come. A resolver keeping its name
+    /// keeps its store: the same namespace, shared with the calls still running on `self`, so
+    /// nothing either writes is lost (the cookie resolver's signing key lives there).
+    pub async fn reload(
+        &self,
+        resolvers: &[ResolverConfig],
+        state_dir: &Path,
+    ) -> Result<Self, LoadError> {
+        let stores = self
+            .plugins
+            .iter()
+            .map(|p| (p.name().to_string(), p.kv().clone()))
+            .collect();
+        Self::load_with(resolvers, state_dir, self.metrics.clone(), &stores).await
+    }
+
+    async fn load_with(
+        resolvers: &[ResolverConfig],
+        state_dir: &Path,
+        metrics: Metrics,
+        stores: &HashMap<String, Namespace>,
+    ) -> Result<Self, LoadError> {
         let max_memory = resolvers.iter().map(|r| r.memory_mb).max().unwrap_or(64);
         let max_memory = usize::try_from(max_memory).unwrap_or(4096) << 20;
         // wasmtime's cache wants an absolute directory; `state_dir` may be relative (`.orca`).
@@ -213,13 +238,16 @@ impl Identities {
                 concurrency: r.concurrency,
             };
             let kv_file = state_dir.join("resolvers").join(format!("{}.kv", r.name));
-            let kv = Namespace::open(kv_file.clone()).map_err(|e| {
-                LoadError::Engine(format!(
-                    "cannot read the store of resolver `{}` at {}: {e}",
-                    r.name,
-                    kv_file.display()
-                ))
-            })?;
+            let kv = match stores.get(&r.name) {
+                Some(kv) => kv.clone(),
+                None => Namespace::open(kv_file.clone()).map_err(|e| {
+                    LoadError::Engine(format!(
+                        "cannot read the store of resolver `{}` at {}: {e}",
+                        r.name,
+                        kv_file.display()
+                    ))
+                })?,
+            };
             let settings = r
                 .config
                 .iter()

@@ -82,7 +82,7 @@ pub struct Certificates {
 }
 
 struct Inner {
-    source: Source,
+    source: RwLock<Source>,
     current: RwLock<Arc<CertSet>>,
 }
 
@@ -123,14 +123,7 @@ impl Certificates {
         state_dir: &Path,
     ) -> Result<Self, TlsError> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let source = match files {
-            Some(files) => Source::Files(vec![files.clone()]),
-            None => Source::SelfSigned {
-                domain: domain.clone(),
-                dir: state_dir.join(SELF_SIGNED_DIR),
-            },
-        };
-        let certificates = Self::from_source(source)?;
+        let certificates = Self::from_source(Source::of(files, &domain, state_dir))?;
         // Served anyway (it may be a deliberate stopgap), but every image name would fail
         // verification in browsers, so say so at start.
         let image_host = format!("image.{domain}");
@@ -159,7 +152,7 @@ impl Certificates {
         let set = source.load()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                source,
+                source: RwLock::new(source),
                 current: RwLock::new(Arc::new(set)),
             }),
         })
@@ -169,18 +162,51 @@ impl Certificates {
     /// old set stays in use and the error is returned, so a half-written renewal never takes
     /// the listener down.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let set = self.inner.source.load()?;
+        let set = self.source().load()?;
+        self.put(Arc::new(set));
+        Ok(())
+    }
+
+    /// Like [`Certificates::reload`], from other files (a configuration reload changed
+    /// `[https] cert`/`key`, or removed them for the self-signed authority). Loads first:
+    /// on error nothing changes.
+    pub fn reload_from(
+        &self,
+        files: Option<&TlsFiles>,
+        domain: &str,
+        state_dir: &Path,
+    ) -> Result<(), TlsError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let source = Source::of(files, &domain, state_dir);
+        let set = source.load()?;
+        *self
+            .inner
+            .source
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = source;
+        self.put(Arc::new(set));
+        Ok(())
+    }
+
+    fn source(&self) -> Source {
+        self.inner
+            .source
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn put(&self, set: Arc<CertSet>) {
         *self
             .inner
             .current
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
-        Ok(())
+            .unwrap_or_else(PoisonError::into_inner) = set;
     }
 
     /// The generated authority certificate (PEM file) clients can trust, when self-signed.
     pub fn self_signed_path(&self) -> Option<PathBuf> {
-        match &self.inner.source {
+        match self.source() {
             Source::SelfSigned { dir, .. } => Some(dir.join(SELF_SIGNED_CERT)),
             Source::Files(_) => None,
         }
@@ -199,7 +225,7 @@ impl fmt::Debug for Certificates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = self.current();
         f.debug_struct("Certificates")
-            .field("source", &self.inner.source)
+            .field("source", &self.source())
             .field(
                 "names",
                 &set.entries.iter().map(|e| &e.names).collect::<Vec<_>>(),
@@ -235,6 +261,16 @@ pub fn server_config(certificates: &Certificates) -> Arc<rustls::ServerConfig> {
 }
 
 impl Source {
+    fn of(files: Option<&TlsFiles>, domain: &str, state_dir: &Path) -> Self {
+        match files {
+            Some(files) => Source::Files(vec![files.clone()]),
+            None => Source::SelfSigned {
+                domain: domain.to_string(),
+                dir: state_dir.join(SELF_SIGNED_DIR),
+            },
+        }
+    }
+
     fn load(&self) -> Result<CertSet, TlsError> {
         match self {
             Source::Files(files) => {

@@ -10,7 +10,8 @@ use crate::runtime::fake::FakeRuntime;
 const WEB: &[(&str, &str)] = &[("orca.kind", "web"), ("orca.name", "web")];
 const SHELL: &[(&str, &str)] = &[("orca.kind", "ssh"), ("orca.name", "shell")];
 
-fn opts(state_dir: Option<PathBuf>) -> Options {
+/// The scheduler settings of unit tests (also the admin API's): state in `state_dir`.
+pub(crate) fn opts(state_dir: Option<PathBuf>) -> Options {
     Options {
         instance: "t".into(),
         network: "bridge".into(),

@@ -21,23 +21,23 @@ use super::auth::{attempt, public_key};
 use super::login;
 use super::session::{self, Owner, Sessions, env_allowed};
 use crate::audit::Record;
-use crate::identity::{Credential, Decision, Identities};
+use crate::identity::{Credential, Current, Decision};
 use crate::listeners::ssh::Connections;
 use crate::scheduler::UserId;
 
 /// The SSH front, shared by every connection of a listener.
 #[derive(Debug)]
 pub struct SshFront {
-    identities: Arc<Identities>,
+    identities: Current,
     sessions: Arc<Sessions>,
     tasks: TaskTracker,
 }
 
 impl SshFront {
     /// A front asking `identities` who logs in and serving their sessions with `sessions`.
-    pub fn new(identities: Arc<Identities>, sessions: Sessions) -> Arc<Self> {
+    pub fn new(identities: impl Into<Current>, sessions: Sessions) -> Arc<Self> {
         Arc::new(Self {
-            identities,
+            identities: identities.into(),
             sessions: Arc::new(sessions),
             tasks: TaskTracker::new(),
         })
@@ -72,7 +72,7 @@ impl Connections for SshFront {
 /// One client connection.
 #[derive(Debug)]
 pub struct Connection {
-    identities: Arc<Identities>,
+    identities: Current,
     sessions: Arc<Sessions>,
     tasks: TaskTracker,
     peer: SocketAddr,
@@ -127,7 +127,7 @@ impl Connection {
             }
         };
         let question = attempt(&login, credential, self.peer);
-        match self.identities.ssh(&question).await {
+        match self.identities.get().ssh(&question).await {
             Decision::Allow {
                 identity, resolver, ..
             } => {

@@ -1,17 +1,25 @@
 //! `orca serve`: assemble the stages and run until shutdown.
 //!
-//! The gateway loads its identity resolvers, runs the image catalogue, the scheduler and the
-//! container lifecycle, and serves HTTPS (and plain HTTP when configured) and SSH; the admin
-//! endpoint is assembled here when it lands.
+//! The gateway opens its audit log, loads its identity resolvers, runs the image catalogue,
+//! the scheduler and the container lifecycle, and serves HTTPS (and plain HTTP when
+//! configured), SSH and the admin API. [`Control`] carries what the process's signals ask:
+//! shut down (SIGTERM/SIGINT, with or without cleanup) and reload (SIGHUP, `reload.rs`).
 
+mod reload;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::admin::{Admin, AdminToken};
+use crate::audit::Audit;
 
 use crate::config::{Config, HttpMode};
 use crate::front::Front;
 use crate::front::redirect::Redirect;
-use crate::identity::{Identities, LoadError};
+use crate::identity::{Current, Identities, LoadError};
 use crate::listeners::host_keys::{self, HostKeyError};
 use crate::listeners::https::{self, ServeOptions};
 use crate::listeners::ssh;
@@ -60,6 +68,19 @@ pub enum ServeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The audit log cannot be opened.
+    #[error(
+        "cannot open the audit log `{path}`: {source}; make it writable, or set `[log] audit` to another file (\"\" turns it off)"
+    )]
+    Audit {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The admin token file cannot be used.
+    #[error("{0}")]
+    AdminToken(String),
     /// A listen address could not be bound.
     #[error(
         "cannot listen on {addr} (`{key}`): {source}; choose a free address or stop what holds it"
@@ -83,6 +104,19 @@ pub struct Listeners {
     pub http: Option<tokio::net::TcpListener>,
     /// `[ssh] listen`.
     pub ssh: tokio::net::TcpListener,
+    /// `[admin] listen`.
+    pub admin: tokio::net::TcpListener,
+}
+
+/// What the process asks of a running gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Cancelled to shut down: stop accepting, drain for `shutdown_grace`, stop.
+    pub shutdown: CancellationToken,
+    /// Notified to reload the configuration (SIGHUP).
+    pub reload: Arc<Notify>,
+    /// Stop and remove this instance's containers at shutdown instead of keeping them.
+    pub cleanup: bool,
 }
 
 impl Listeners {
@@ -94,7 +128,13 @@ impl Listeners {
             None => None,
         };
         let ssh = bind("ssh.listen", config.ssh.listen).await?;
-        Ok(Listeners { https, http, ssh })
+        let admin = bind("admin.listen", config.admin.listen).await?;
+        Ok(Listeners {
+            https,
+            http,
+            ssh,
+            admin,
+        })
     }
 }
 
@@ -108,24 +148,24 @@ async fn bind(
         .map_err(|source| ServeError::Bind { key, addr, source })
 }
 
-/// Binds the configured listeners and runs the gateway until `shutdown` is cancelled.
-/// Containers are left running for the next start unless `cleanup`.
-pub async fn run(
-    config: Config,
-    shutdown: CancellationToken,
-    cleanup: bool,
-) -> Result<(), ServeError> {
+/// Binds the configured listeners and runs the gateway until `control.shutdown` is
+/// cancelled. Containers are left running for the next start unless `control.cleanup`.
+pub async fn run(config: Config, control: Control) -> Result<(), ServeError> {
     let listeners = Listeners::bind(&config).await?;
-    run_on(config, listeners, shutdown, cleanup).await
+    run_on(config, listeners, control).await
 }
 
-/// Runs the gateway on already-bound listeners (tests bind port 0) until `shutdown`.
+/// Runs the gateway on already-bound listeners (tests bind port 0) until `control.shutdown`.
 pub async fn run_on(
     config: Config,
     listeners: Listeners,
-    shutdown: CancellationToken,
-    cleanup: bool,
+    control: Control,
 ) -> Result<(), ServeError> {
+    let Control {
+        shutdown,
+        reload,
+        cleanup,
+    } = control;
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::StateDir {
         path: config.state_dir.display().to_string(),
         source,
@@ -146,13 +186,30 @@ pub async fn run_on(
         }
     }
     let metrics = Arc::new(Metrics::new());
+    let audit = match &config.log.audit {
+        Some(path) => Audit::open(
+            path,
+            metrics.audit_write_errors.with_label_values::<&str>(&[]),
+        )
+        .map_err(|source| ServeError::Audit {
+            path: path.clone(),
+            source,
+        })?,
+        None => Audit::off(),
+    };
+    let admin_token = AdminToken::from_config(&config.admin)
+        .map_err(|e| ServeError::AdminToken(e.to_string()))?;
     // Resolvers first: a plugin that does not load is a configuration error, reported before
     // anything touches the container engine.
-    let identities =
-        Arc::new(Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?);
+    let identities = Current::new(
+        Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone()).await?,
+    );
     let scheduler = Scheduler::start(
         Arc::new(runtime),
-        Options::from_config(&config),
+        Options {
+            audit: audit.clone(),
+            ..Options::from_config(&config)
+        },
         metrics.clone(),
     )
     .await?;
@@ -171,6 +228,8 @@ pub async fn run_on(
     let workers = Workers::start(count).map_err(|source| ServeError::Workers { count, source })?;
     let options = ServeOptions {
         workers: Some(workers.clone()),
+        drain_timeout: config.shutdown_grace,
+        connections: metrics.connections_of("https"),
         ..ServeOptions::default()
     };
     let https_addr = listeners.https.local_addr().ok();
@@ -179,7 +238,10 @@ pub async fn run_on(
         .http
         .zip(config.http.as_ref())
         .map(|(listener, http)| {
-            let options = options.clone();
+            let options = ServeOptions {
+                connections: metrics.connections_of("http"),
+                ..options.clone()
+            };
             let shutdown = shutdown.clone();
             match http.mode {
                 HttpMode::Redirect => {
@@ -219,11 +281,42 @@ pub async fn run_on(
         ssh_front.clone(),
         ssh::ServeOptions {
             login_grace: config.ssh.login_grace,
+            connections: metrics.connections_of("ssh"),
             ..ssh::ServeOptions::default()
         },
         shutdown.clone(),
     ));
-    let reloader = tokio::spawn(reload_on_sighup(Arc::new(certificates), shutdown.clone()));
+    let admin_addr = listeners.admin.local_addr().ok();
+    // The admin listener outlives the drain: `/healthz` says 503 meanwhile, so balancers stop
+    // sending, and the metrics stay scrapeable until the end.
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(https::serve(
+        listeners.admin,
+        None,
+        Arc::new(Admin::new(
+            scheduler.clone(),
+            metrics.clone(),
+            admin_token.clone(),
+            shutdown.clone(),
+        )),
+        ServeOptions {
+            // Scrapes and API calls are short: the admin listener needs no long drain.
+            drain_timeout: std::time::Duration::from_secs(1),
+            connections: metrics.connections_of("admin"),
+            ..ServeOptions::default()
+        },
+        admin_stop.clone(),
+    ));
+    let reloader = reload::Reloader {
+        source: config.source.clone(),
+        started: config.clone(),
+        certificates,
+        identities: identities.clone(),
+        admin_token,
+        audit: audit.clone(),
+        metrics: metrics.clone(),
+    };
+    let reloads = tokio::spawn(reload_when_asked(reloader, reload, shutdown.clone()));
     let rows = scheduler.catalogue().rows();
     let usable = rows
         .iter()
@@ -234,17 +327,18 @@ pub async fn run_on(
         disabled = rows.iter().filter(|r| r.spec.is_err()).count(),
         containers = scheduler.status().containers.len(),
         instance = %config.instance,
-        resolvers = identities.plugins().len(),
+        resolvers = identities.get().plugins().len(),
         https = ?https_addr,
         http = ?http_addr,
         ssh = ?ssh_addr,
+        admin = ?admin_addr,
         http_mode = config.http.as_ref().map(|h| h.mode.as_str()),
         workers = workers.count(),
         "orca is running"
     );
     shutdown.cancelled().await;
     tracing::info!(cleanup, "shutting down");
-    reloader.abort();
+    reloads.abort();
     // The listener drains its connections (bounded) before the containers are let go.
     if let Err(e) = https_task.await {
         tracing::error!("the https listener task failed: {e}");
@@ -264,34 +358,26 @@ pub async fn run_on(
     {
         tracing::warn!("ssh sessions still open at shutdown are cut");
     }
+    admin_stop.cancel();
+    if let Err(e) = admin_task.await {
+        tracing::error!("the admin listener task failed: {e}");
+    }
     scheduler.shutdown(cleanup).await;
-    identities.flush();
+    identities.get().flush();
+    audit.flush();
     Ok(())
 }
 
-/// SIGHUP: read the certificate files again. New handshakes get the new certificate;
-/// established connections keep theirs. A failed reload keeps the previous certificate.
-async fn reload_on_sighup(certificates: Arc<Certificates>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot listen for SIGHUP; certificates will not reload: {e}");
-            return;
-        }
-    };
+/// Reloads each time `reload` is notified, one reload at a time, until shutdown.
+async fn reload_when_asked(
+    reloader: reload::Reloader,
+    reload: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
-            got = hup.recv() => {
-                if got.is_none() {
-                    return;
-                }
-                match certificates.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: certificates reloaded"),
-                    Err(e) => tracing::warn!("SIGHUP: {e}; keeping the previous certificate"),
-                }
-            }
+            () = shutdown.cancelled() => return,
+            () = reload.notified() => reloader.run().await,
         }
     }
 }

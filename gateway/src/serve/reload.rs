@@ -1,0 +1,175 @@
+//! SIGHUP: read the configuration again and put in force what can change under live
+//! connections — certificates, resolvers (a changed `.wasm` answers the calls to come), the
+//! admin token — and reopen the audit log. Established HTTPS connections, WebSockets and SSH
+//! sessions are untouched: they hold the certificate they were handshaken with, and their
+//! identity was decided when they arrived.
+//!
+//! Everything new is loaded before anything is swapped, so a reload either takes whole or
+//! leaves the gateway as it was (with the errors logged and `orca_reloads_total{result="failed"}`).
+//! Keys that only a restart can change (listen addresses, the state directory, the engine…) are
+//! named in a warning and left as they were.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::admin::AdminToken;
+use crate::audit::Audit;
+use crate::config::{Config, ConfigErrors};
+use crate::identity::{Current, LoadError};
+use crate::listeners::tls::{Certificates, TlsError};
+use crate::metrics::Metrics;
+
+/// Why a reload did not take; the gateway keeps what it had.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReloadError {
+    /// The file has errors.
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A certificate could not be loaded.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// A resolver could not be loaded.
+    #[error("{0}")]
+    Identity(#[from] LoadError),
+    /// The admin token file could not be read.
+    #[error("{0}")]
+    Token(String),
+}
+
+/// What a reload replaces, and the configuration the gateway started with.
+#[derive(Debug)]
+pub(super) struct Reloader {
+    /// The file to read again; `None`: the embedded defaults (certificates and plugins are
+    /// still read again).
+    pub(super) source: Option<PathBuf>,
+    /// The configuration in force at start: keys only a restart applies are compared to it.
+    pub(super) started: Config,
+    pub(super) certificates: Certificates,
+    pub(super) identities: Current,
+    pub(super) admin_token: AdminToken,
+    pub(super) audit: Audit,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// Reloads now, logging what happened.
+    pub(super) async fn run(&self) {
+        match self.reload().await {
+            Ok(pending) => {
+                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!("reload: certificates, resolvers and the admin token in force");
+                if !pending.is_empty() {
+                    tracing::warn!(
+                        keys = %pending.join(", "),
+                        "reload: these keys changed and take effect at the next restart"
+                    );
+                }
+            }
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["failed"]).inc();
+                tracing::error!("reload failed; the previous configuration stays in force: {e}");
+            }
+        }
+    }
+
+    /// Loads everything new, then swaps it in; returns the changed keys that need a restart.
+    async fn reload(&self) -> Result<Vec<&'static str>, ReloadError> {
+        let config = match &self.source {
+            Some(path) => Config::load(path)?,
+            None => Config::embedded(),
+        };
+        let identities = self
+            .identities
+            .get()
+            .reload(&config.resolvers, &self.started.state_dir)
+            .await?;
+        let token = match &config.admin.token_file {
+            Some(path) => Some(
+                crate::admin::read_token_file(path)
+                    .map_err(|e| ReloadError::Token(e.to_string()))?,
+            ),
+            None => None,
+        };
+        // The last fallible step: after it nothing can fail, so nothing is half swapped.
+        self.certificates.reload_from(
+            config.https.tls.as_ref(),
+            &self.started.domain,
+            &self.started.state_dir,
+        )?;
+        self.identities.replace(identities);
+        self.admin_token.set(token);
+        self.audit.reopen();
+        Ok(restart_needed(&self.started, &config))
+    }
+}
+
+/// The keys whose change only a restart applies.
+pub(super) fn restart_needed(started: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key: &'static str, changed: bool| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check("domain", started.domain != new.domain);
+    check("state_dir", started.state_dir != new.state_dir);
+    check("instance", started.instance != new.instance);
+    check(
+        "shutdown_grace",
+        started.shutdown_grace != new.shutdown_grace,
+    );
+    check("https.listen", started.https.listen != new.https.listen);
+    check("https.workers", started.https.workers != new.https.workers);
+    check(
+        "https.login_url",
+        started.https.login_url != new.https.login_url,
+    );
+    check(
+        "https.response_timeout",
+        started.https.response_timeout != new.https.response_timeout,
+    );
+    check("http", started.http != new.http);
+    check("ssh.listen", started.ssh.listen != new.ssh.listen);
+    check("ssh.host_keys", started.ssh.host_keys != new.ssh.host_keys);
+    check(
+        "ssh.default_image",
+        started.ssh.default_image != new.ssh.default_image,
+    );
+    check("ssh.env", started.ssh.env != new.ssh.env);
+    check(
+        "ssh.login_grace",
+        started.ssh.login_grace != new.ssh.login_grace,
+    );
+    check("admin.listen", started.admin.listen != new.admin.listen);
+    check("docker", started.docker != new.docker);
+    check("scheduler", started.scheduler != new.scheduler);
+    check("log", started.log != new.log);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_keys_a_restart_applies_are_named() {
+        let started = Config::embedded();
+        let mut new = started.clone();
+        assert!(restart_needed(&started, &new).is_empty());
+        // Applied by the reload itself: not named.
+        new.resolvers.pop();
+        new.https.tls = Some(crate::config::TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+        });
+        new.admin.token_file = Some("token".into());
+        assert!(restart_needed(&started, &new).is_empty());
+        new.ssh.listen = "127.0.0.1:2022".parse().unwrap();
+        new.scheduler.max_containers = 3;
+        new.log.audit = None;
+        assert_eq!(
+            restart_needed(&started, &new),
+            ["ssh.listen", "scheduler", "log"]
+        );
+    }
+}
