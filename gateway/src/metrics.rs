@@ -282,6 +282,24 @@ impl Metrics {
         registry
             .register(Box::new(start_duration.clone()))
             .expect("each family is registered once");
+        // A family shows in the exposition once it has a child: create those whose label
+        // values are known in advance, so dashboards and alerts see zeros, not absences.
+        for method in ["publickey", "password", "keyboard-interactive"] {
+            for result in ["accepted", "refused"] {
+                ssh_logins.with_label_values(&[method, result]);
+            }
+        }
+        for end in ["exited", "ended", "failed", "cancelled", "closed"] {
+            ssh_sessions.with_label_values(&[end]);
+        }
+        for result in ["ok", "failed"] {
+            reloads.with_label_values(&[result]);
+        }
+        for phase in ["queue", "create", "start", "ready", "total"] {
+            start_duration.with_label_values(&[phase]);
+        }
+        state_write_errors.with_label_values::<&str>(&[]);
+        audit_write_errors.with_label_values::<&str>(&[]);
         Self {
             registry,
             containers,
@@ -350,6 +368,21 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_with_known_labels_are_exported_at_zero_before_anything_happens() {
+        let text = Metrics::new().render();
+        for line in [
+            "orca_ssh_logins_total{method=\"password\",result=\"refused\"} 0",
+            "orca_ssh_sessions_total{end=\"closed\"} 0",
+            "orca_reloads_total{result=\"failed\"} 0",
+            "orca_container_start_duration_seconds_count{phase=\"create\"} 0",
+            "orca_state_write_errors_total 0",
+            "orca_audit_write_errors_total 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
 
     #[test]
     fn every_family_is_documented_in_docs_metrics_md() {
