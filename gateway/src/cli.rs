@@ -176,23 +176,7 @@ pub fn render_images(rows: &[CatalogueRow], domain: &str) -> String {
         }
         table.push(row);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            table
-                .iter()
-                .map(|r| r[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in &table {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
-    }
+    out.push_str(&crate::admin::table::table(&table));
     let usable: Vec<&CatalogueRow> = rows
         .iter()
         .filter(|r| r.spec.is_ok() && r.shadowed_by.is_none())

@@ -94,7 +94,7 @@ fn row(cells: &[&str]) -> Vec<String> {
 /// Left-aligned columns two spaces apart. Cells come from the gateway, and user ids may hold
 /// any character: control characters are escaped so a crafted id cannot move the cursor or
 /// rewrite the operator's terminal.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(|c| printable(c)).collect())
