@@ -26,13 +26,14 @@
 //!
 //! Leaves that import no stage: [`config`] (the TOML file, parsed once), [`images`] (image
 //! labels parsed into an [`images::ImageSpec`]), [`metrics`], [`audit`] (the audit log),
-//! [`clock`], [`signal`] and [`error`].
+//! [`clock`], [`live`] (values a reload replaces), [`signal`] and [`error`].
 
 pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod images;
+pub mod live;
 pub mod metrics;
 pub mod signal;
 pub mod units;

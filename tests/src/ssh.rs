@@ -12,11 +12,12 @@ use std::time::Duration;
 use orca::config::{PluginSource, ResolverConfig};
 use orca::identity::Identities;
 use orca::listeners::{host_keys, ssh};
+use orca::live::Live;
 use orca::metrics::Metrics;
 use orca::runtime::docker::DockerRuntime;
 use orca::scheduler::Scheduler;
 use orca::ssh::server::SshFront;
-use orca::ssh::session::Sessions;
+use orca::ssh::session::{Sessions, SshSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{Cleanup, PASSWORD, USER, scheduler_options};
@@ -119,8 +120,10 @@ impl SshGateway {
             Arc::new(identities),
             Sessions {
                 scheduler: scheduler.clone(),
-                default_image: options.default_image,
-                env: vec!["LANG".into(), "LC_*".into()],
+                settings: Live::new(SshSettings {
+                    default_image: options.default_image,
+                    env: vec!["LANG".into(), "LC_*".into()],
+                }),
                 ready_timeout: Duration::from_secs(30),
                 shutdown: shutdown.clone(),
                 metrics: metrics.clone(),

@@ -32,6 +32,7 @@ use crate::error::ErrorSource;
 use crate::identity::{Client, Current, Decision, HttpCredential, HttpRequest, Identity};
 use crate::images::ImageSpec;
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
+use crate::live::Live;
 use crate::proxy::{Forwarded, Proxy, ProxyError, Target};
 use crate::scheduler::{Arrival, Lookup, Phase, ScheduleError, Scheduler, SessionKind, UserId};
 use origin::{Listener, Origin};
@@ -108,7 +109,8 @@ pub struct Front {
     scheduler: Scheduler,
     proxy: Arc<Proxy>,
     hold: Duration,
-    login_url: Option<String>,
+    /// `[https] login_url`, which a reload may change.
+    login_url: Live<Option<String>>,
     /// `orca_http_requests_total` of this listener, by status class.
     responses: [IntCounter; 5],
 }
@@ -146,14 +148,14 @@ impl Front {
             scheduler,
             proxy: Arc::new(proxy),
             hold,
-            login_url: None,
+            login_url: Live::new(None),
         }
     }
 
     /// Sends browsers with no identity to an external login page (`[https] login_url`) instead
     /// of the login form.
-    pub fn with_login_url(mut self, url: Option<String>) -> Self {
-        self.login_url = url;
+    pub fn with_login_url(mut self, url: impl Into<Live<Option<String>>>) -> Self {
+        self.login_url = url.into();
         self
     }
 
@@ -204,7 +206,7 @@ impl Front {
         let caller = match self.identify(credential, view).await? {
             Some(caller) => caller,
             None if is_navigation(&req) => {
-                if let Some(url) = &self.login_url {
+                if let Some(url) = self.login_url.get().as_ref() {
                     let here = format!("{}://{host}{}", origin.proto, path_and_query(req.uri()));
                     return Ok(redirect(&external_login(url, &here)));
                 }

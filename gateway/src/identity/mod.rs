@@ -17,10 +17,7 @@ pub mod chain;
 pub mod kv;
 pub mod wasm;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
 
 pub use chain::{Decision, HttpCredential, Identities};
 pub use wasm::bindings::orca::identity::types::{
@@ -28,39 +25,9 @@ pub use wasm::bindings::orca::identity::types::{
     Verdict,
 };
 
-/// The resolver chain in force: a cheap handle that every front shares. A reload swaps the
-/// whole chain at once; a call in flight finishes on the chain it started with.
-#[derive(Debug, Clone)]
-pub struct Current(Arc<ArcSwap<Identities>>);
-
-impl Current {
-    /// `identities` in force.
-    pub fn new(identities: Identities) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(identities)))
-    }
-
-    /// The chain in force now.
-    pub fn get(&self) -> Arc<Identities> {
-        self.0.load_full()
-    }
-
-    /// Puts `identities` in force for the calls to come.
-    pub fn replace(&self, identities: Identities) {
-        self.0.store(Arc::new(identities));
-    }
-}
-
-impl From<Arc<Identities>> for Current {
-    fn from(identities: Arc<Identities>) -> Self {
-        Self(Arc::new(ArcSwap::new(identities)))
-    }
-}
-
-impl From<Identities> for Current {
-    fn from(identities: Identities) -> Self {
-        Self::new(identities)
-    }
-}
+/// The resolver chain in force: every front shares it, a reload swaps the whole chain at
+/// once, and a call in flight finishes on the chain it started with.
+pub type Current = crate::live::Live<Identities>;
 
 /// The four questions a resolver may answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

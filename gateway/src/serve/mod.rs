@@ -25,13 +25,14 @@ use crate::listeners::https::{self, ServeOptions};
 use crate::listeners::ssh;
 use crate::listeners::tls::{self, Certificates, TlsError};
 use crate::listeners::workers::Workers;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::runtime::RuntimeError;
 use crate::runtime::docker::DockerRuntime;
 use crate::scheduler::{Options, Scheduler};
 use crate::ssh::server::SshFront;
-use crate::ssh::session::Sessions;
+use crate::ssh::session::{Sessions, SshSettings};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +214,8 @@ pub async fn run_on(
         metrics.clone(),
     )
     .await?;
+    let login_url = Live::new(config.https.login_url.clone());
+    let ssh_settings = Live::new(SshSettings::of(&config.ssh));
     let front = Front::new(
         &config.domain,
         identities.clone(),
@@ -223,7 +226,7 @@ pub async fn run_on(
         }),
         config.scheduler.ready_timeout,
     )
-    .with_login_url(config.https.login_url.clone());
+    .with_login_url(login_url.clone());
     let count = config.https.workers.unwrap_or_else(Workers::per_core);
     let workers = Workers::start(count).map_err(|source| ServeError::Workers { count, source })?;
     let options = ServeOptions {
@@ -268,8 +271,7 @@ pub async fn run_on(
         identities.clone(),
         Sessions {
             scheduler: scheduler.clone(),
-            default_image: config.ssh.default_image.clone(),
-            env: config.ssh.env.clone(),
+            settings: ssh_settings.clone(),
             ready_timeout: config.scheduler.ready_timeout,
             shutdown: shutdown.clone(),
             metrics: (*metrics).clone(),
@@ -313,6 +315,8 @@ pub async fn run_on(
         certificates,
         identities: identities.clone(),
         admin_token,
+        login_url,
+        ssh_settings,
         audit: audit.clone(),
         metrics: metrics.clone(),
     };

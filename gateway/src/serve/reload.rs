@@ -1,6 +1,7 @@
 //! SIGHUP: read the configuration again and put in force what can change under live
 //! connections — certificates, resolvers (a changed `.wasm` answers the calls to come), the
-//! admin token — and reopen the audit log. Established HTTPS connections, WebSockets and SSH
+//! admin token, `[https] login_url`, `[ssh] default_image` and `env` — and reopen the audit
+//! log. Established HTTPS connections, WebSockets and SSH
 //! sessions are untouched: they hold the certificate they were handshaken with, and their
 //! identity was decided when they arrived.
 //!
@@ -17,7 +18,9 @@ use crate::audit::Audit;
 use crate::config::{Config, ConfigErrors};
 use crate::identity::{Current, LoadError};
 use crate::listeners::tls::{Certificates, TlsError};
+use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::ssh::session::SshSettings;
 
 /// Why a reload did not take; the gateway keeps what it had.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,8 @@ pub(super) struct Reloader {
     pub(super) certificates: Certificates,
     pub(super) identities: Current,
     pub(super) admin_token: AdminToken,
+    pub(super) login_url: Live<Option<String>>,
+    pub(super) ssh_settings: Live<SshSettings>,
     pub(super) audit: Audit,
     pub(super) metrics: Arc<Metrics>,
 }
@@ -57,7 +62,9 @@ impl Reloader {
         match self.reload().await {
             Ok(pending) => {
                 self.metrics.reloads.with_label_values(&["ok"]).inc();
-                tracing::info!("reload: certificates, resolvers and the admin token in force");
+                tracing::info!(
+                    "reload: certificates, resolvers, the admin token, login_url and the ssh settings in force"
+                );
                 if !pending.is_empty() {
                     tracing::warn!(
                         keys = %pending.join(", "),
@@ -98,6 +105,8 @@ impl Reloader {
         )?;
         self.identities.replace(identities);
         self.admin_token.set(token);
+        self.login_url.replace(config.https.login_url.clone());
+        self.ssh_settings.replace(SshSettings::of(&config.ssh));
         self.audit.reopen();
         Ok(restart_needed(&self.started, &config))
     }
@@ -121,21 +130,12 @@ pub(super) fn restart_needed(started: &Config, new: &Config) -> Vec<&'static str
     check("https.listen", started.https.listen != new.https.listen);
     check("https.workers", started.https.workers != new.https.workers);
     check(
-        "https.login_url",
-        started.https.login_url != new.https.login_url,
-    );
-    check(
         "https.response_timeout",
         started.https.response_timeout != new.https.response_timeout,
     );
     check("http", started.http != new.http);
     check("ssh.listen", started.ssh.listen != new.ssh.listen);
     check("ssh.host_keys", started.ssh.host_keys != new.ssh.host_keys);
-    check(
-        "ssh.default_image",
-        started.ssh.default_image != new.ssh.default_image,
-    );
-    check("ssh.env", started.ssh.env != new.ssh.env);
     check(
         "ssh.login_grace",
         started.ssh.login_grace != new.ssh.login_grace,
@@ -150,6 +150,65 @@ pub(super) fn restart_needed(started: &Config, new: &Config) -> Vec<&'static str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Identities;
+
+    /// A reloader over the file `dir/orca.toml` holding `text`, as `orca serve` builds it.
+    async fn reloader(dir: &std::path::Path, text: &str) -> Reloader {
+        let file = dir.join("orca.toml");
+        std::fs::write(&file, text).unwrap();
+        let config = Config::load(&file).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let identities = Identities::load(&config.resolvers, &config.state_dir, (*metrics).clone())
+            .await
+            .unwrap();
+        Reloader {
+            source: Some(file),
+            certificates: Certificates::load(None, &config.domain, &config.state_dir).unwrap(),
+            identities: Current::new(identities),
+            admin_token: AdminToken::default(),
+            login_url: Live::new(config.https.login_url.clone()),
+            ssh_settings: Live::new(SshSettings::of(&config.ssh)),
+            audit: Audit::off(),
+            metrics,
+            started: config,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_puts_the_new_settings_in_force_or_nothing_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = reloader(dir.path(), "resolver = []\n").await;
+        assert_eq!(*r.login_url.get(), None);
+        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        std::fs::write(
+            dir.path().join("orca.toml"),
+            "resolver = []\n[https]\nlogin_url = \"https://sso.test/login\"\n\
+             [ssh]\ndefault_image = \"shell\"\nenv = [\"TZ\"]\nlisten = \"127.0.0.1:2022\"\n\
+             [admin]\ntoken_file = \"token\"\n",
+        )
+        .unwrap();
+        assert_eq!(r.reload().await.unwrap(), ["ssh.listen"]);
+        assert_eq!(r.login_url.get().as_deref(), Some("https://sso.test/login"));
+        let ssh = r.ssh_settings.get();
+        assert_eq!(ssh.default_image.as_deref(), Some("shell"));
+        assert_eq!(ssh.env, ["TZ"]);
+        assert!(r.admin_token.is_set());
+
+        // A file with an error changes nothing, and says why.
+        std::fs::write(
+            dir.path().join("orca.toml"),
+            "resolver = []\n[https]\nlogin_url = \"elsewhere\"\n[ssh]\ndefault_image = \"other\"\n",
+        )
+        .unwrap();
+        r.run().await;
+        assert_eq!(r.login_url.get().as_deref(), Some("https://sso.test/login"));
+        assert_eq!(r.ssh_settings.get().default_image.as_deref(), Some("shell"));
+        let text = r.metrics.render();
+        assert!(
+            text.contains("orca_reloads_total{result=\"failed\"} 1"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn only_keys_a_restart_applies_are_named() {
@@ -163,6 +222,9 @@ mod tests {
             key: "k.pem".into(),
         });
         new.admin.token_file = Some("token".into());
+        new.https.login_url = Some("https://sso.test/login".into());
+        new.ssh.default_image = Some("shell".into());
+        new.ssh.env.clear();
         assert!(restart_needed(&started, &new).is_empty());
         new.ssh.listen = "127.0.0.1:2022".parse().unwrap();
         new.scheduler.max_containers = 3;

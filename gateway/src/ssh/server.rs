@@ -271,7 +271,7 @@ impl russh::server::Handler for Connection {
         _value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if env_allowed(&self.sessions.env, name) {
+        if env_allowed(&self.sessions.settings.get().env, name) {
             session.channel_success(channel)
         } else {
             session.channel_failure(channel)

@@ -23,6 +23,7 @@ use super::bridge::{self, End};
 use super::menu::{Menu, Outcome};
 use crate::identity::Identity;
 use crate::images::{ConnectionMethod, ImageSpec};
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::runtime::{ExecSpec, RuntimeError, TtySize};
 use crate::scheduler::{Arrival, Lease, Lookup, Placement, ScheduleError, Scheduler, UserId};
@@ -51,16 +52,34 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
 pub struct Sessions {
     /// Places users on containers.
     pub scheduler: Scheduler,
-    /// `[ssh] default_image`.
-    pub default_image: Option<String>,
-    /// `[ssh] env`: names and `PREFIX*` patterns a client may set.
-    pub env: Vec<String>,
+    /// `[ssh] default_image` and `env`, which a reload may change: read when a session needs
+    /// them.
+    pub settings: Live<SshSettings>,
     /// How long a session waits for its container to be ready.
     pub ready_timeout: Duration,
     /// Ends every session when the gateway stops.
     pub shutdown: CancellationToken,
     /// Logins and sessions are counted here.
     pub metrics: Metrics,
+}
+
+/// The `[ssh]` settings a reload may change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshSettings {
+    /// `[ssh] default_image`.
+    pub default_image: Option<String>,
+    /// `[ssh] env`: names and `PREFIX*` patterns a client may set.
+    pub env: Vec<String>,
+}
+
+impl SshSettings {
+    /// The settings of `[ssh]`.
+    pub fn of(ssh: &crate::config::SshConfig) -> Self {
+        Self {
+            default_image: ssh.default_image.clone(),
+            env: ssh.env.clone(),
+        }
+    }
 }
 
 /// Who a connection's sessions belong to.
@@ -232,7 +251,7 @@ impl Out {
 /// Serves one session channel until it ends.
 pub async fn run(channel: Channel<Msg>, owner: Arc<Owner>, sessions: Arc<Sessions>) {
     let (mut rx, tx) = channel.split();
-    let Some(requests) = requests(&mut rx, &sessions.env).await else {
+    let Some(requests) = requests(&mut rx, &sessions.settings.get().env).await else {
         return;
     };
     let out = Out {
@@ -417,7 +436,7 @@ async fn choose(
             [only] => Ok(only.clone()),
             _ => menu(rx, out, images, t, &sessions.shutdown).await,
         },
-        _ => match &sessions.default_image {
+        _ => match &sessions.settings.get().default_image {
             Some(image) => Ok(image.clone()),
             None if images.is_empty() => Err(SessionError::NoImages.into()),
             None => Err(SessionError::NoImageNamed {
