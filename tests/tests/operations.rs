@@ -201,3 +201,147 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
         "containers left after exit"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_during_real_traffic_pass_promtool_and_count_what_happened() {
+    let web = web_image(&unique_name("web"));
+    let shell = ssh_image(&unique_name("shell"));
+    let mut orca = Orca::configure(&ServeOptions::default()).expect("config");
+    let key = orca.user_key("carol").expect("carol's key");
+    let stranger = orca.client_key("mallory");
+    let jar = orca.scratch.join("cookies");
+    orca.start(&[]).await.expect("orca serve starts");
+
+    // HTTPS: three pages of the web image, one for an image that does not exist.
+    for _ in 0..3 {
+        let (code, body) = orca.https_get(&web, "/", &jar, &[]).await.unwrap();
+        assert_eq!(code, 200, "{body}");
+    }
+    let missing = unique_name("nosuch");
+    let (code, body) = orca.https_get(&missing, "/", &jar, &[]).await.unwrap();
+    assert_eq!(code, 404, "{body}");
+    // SSH: one command, and one login with a key no resolver knows.
+    let out = orca.ssh(&key, &format!("carol+{shell}"), "echo hi").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = orca
+        .ssh(&stranger, &format!("carol+{shell}"), "echo hi")
+        .await;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+
+    // The token guards /metrics, not /healthz.
+    assert_eq!(orca.admin_get("/metrics", false).await.unwrap().0, 401);
+    assert_eq!(orca.healthz().await.unwrap(), 200);
+
+    // promtool finds the exposition valid and has nothing to lint.
+    let metrics = orca.metrics().await.unwrap();
+    let check = promtool_check(&metrics);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+    assert!(
+        check.stdout.is_empty() && check.stderr.is_empty(),
+        "promtool has complaints:\n{}",
+        text(&check)
+    );
+
+    // The counters moved by what happened.
+    let sample =
+        |name: &str, labels: &str| orca_tests::serve::sample(&metrics, name, labels).unwrap_or(0.0);
+    let logins = |result: &str| {
+        sample(
+            "orca_ssh_logins_total",
+            &format!("method=\"publickey\",result=\"{result}\""),
+        )
+    };
+    assert!(logins("accepted") >= 1.0, "{metrics}");
+    assert!(logins("refused") >= 1.0, "{metrics}");
+    assert!(
+        sample(
+            "orca_http_requests_total",
+            "code=\"2xx\",listener=\"https\""
+        ) >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        sample(
+            "orca_http_requests_total",
+            "code=\"4xx\",listener=\"https\""
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        sample("orca_connections_total", "listener=\"https\"") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        sample("orca_connections_total", "listener=\"ssh\"") >= 2.0,
+        "{metrics}"
+    );
+    for image in [&web, &shell] {
+        assert!(
+            sample(
+                "orca_proxied_bytes_total",
+                &format!("direction=\"to_client\",image=\"{image}\"")
+            ) > 0.0,
+            "{metrics}"
+        );
+        assert_eq!(
+            sample(
+                "orca_container_starts_total",
+                &format!("image=\"{image}\",result=\"ok\"")
+            ),
+            1.0,
+            "{metrics}"
+        );
+    }
+    assert!(
+        sample(
+            "orca_container_start_duration_seconds_count",
+            "phase=\"total\""
+        ) >= 2.0,
+        "{metrics}"
+    );
+
+    // `orca status` names the containers and their users.
+    let status = std::process::Command::new(orca_tests::serve::orca_binary().unwrap())
+        .arg("status")
+        .arg("--config")
+        .arg(&orca.config)
+        .output()
+        .expect("orca status runs");
+    let said = text(&status);
+    assert_eq!(status.status.code(), Some(0), "{said}");
+    let web_sessions = orca.sessions(&web).await.unwrap();
+    let shell_sessions = orca.sessions(&shell).await.unwrap();
+    assert_eq!(web_sessions.len(), 1, "{web_sessions:?}");
+    assert_eq!(
+        shell_sessions,
+        vec![("carol".to_string(), shell_sessions[0].1.clone())]
+    );
+    for (user, container) in web_sessions.iter().chain(&shell_sessions) {
+        assert!(
+            said.contains(container.as_str()),
+            "{container} missing:\n{said}"
+        );
+        assert!(said.contains(user.as_str()), "{user} missing:\n{said}");
+    }
+    orca.sigterm().await.unwrap();
+}
+
+/// `promtool check metrics` fed `text` on stdin.
+fn promtool_check(text: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (install Prometheus's promtool)");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    child.wait_with_output().expect("promtool finishes")
+}
