@@ -4,10 +4,23 @@
 //! certificate and a resolver plugin under open WebSocket and SSH sessions.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use orca_tests::serve::{Orca, ServeOptions};
 use orca_tests::ssh::text;
-use orca_tests::{app::app_image, build_image, docker, unique_name};
+use orca_tests::{app::app_image, build_image, docker, plugins, unique_name};
 
 /// Builds the test app as web image `name` (`<name>.localhost`), whose containers wait ten
 /// minutes for users rather than two seconds, so nothing stops while a test looks.
@@ -344,4 +357,347 @@ fn promtool_check(text: &str) -> std::process::Output {
         .write_all(text.as_bytes())
         .expect("feed promtool");
     child.wait_with_output().expect("promtool finishes")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_session_stay_open() {
+    let web = web_image(&unique_name("web"));
+    let shell = ssh_image(&unique_name("shell"));
+    let passwords = plugins::rust_plugin("orca-fixture-passwords").expect("fixture builds");
+    let hostile = plugins::rust_plugin("orca-fixture-hostile").expect("fixture builds");
+    let dir = tempfile::tempdir().unwrap();
+    let (certs, keys) = (dir.path().join("certs"), dir.path().join("keys"));
+    std::fs::create_dir(&certs).unwrap();
+    std::fs::create_dir(&keys).unwrap();
+    let ca = Ca::new(&certs);
+    let (cert, key) = (certs.join("orca.crt"), certs.join("orca.key"));
+    let host = format!("{web}.localhost");
+    ca.issue(&cert, &key, &host);
+    // The first resolver is a plugin file the test replaces; before the reload it is the
+    // passwords fixture, which does not speak HTTP (it passes), so HTTPS visitors fall through
+    // to anonymous cookie sessions.
+    let plugin = dir.path().join("resolver.wasm");
+    replace_file(&plugin, &std::fs::read(&passwords).unwrap());
+    let options = ServeOptions {
+        https: format!(
+            "cert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        ssh: String::new(),
+        tail: format!(
+            "[[resolver]]\nname = \"swap\"\nplugin = \"{}\"\n\
+             [[resolver]]\nname = \"visitors\"\nplugin = \"bundled:cookie\"\n\
+             config = {{ cookie = \"orca_session\", anonymous = \"true\" }}\n\
+             [[resolver]]\nname = \"keys\"\nplugin = \"bundled:ssh-key\"\nfiles = \"{}\"\n",
+            plugin.display(),
+            keys.display()
+        ),
+    };
+    let mut orca = Orca::configure(&options).expect("config");
+    let erin = orca.client_key("erin");
+    std::fs::copy(erin.with_extension("pub"), keys.join("erin.pub")).unwrap();
+    orca.start(&[]).await.expect("orca serve starts");
+
+    // The gateway presents the first certificate, which the test's CA signed.
+    let tls = ca.connect(orca.https_port, &host).await;
+    let first = fingerprint(&cert);
+    assert_eq!(presented(&tls), first, "the first certificate");
+    drop(tls);
+
+    // A WebSocket to the app's echo, and an SSH session running `cat`, both left open.
+    let mut ws = websocket(&ca, orca.https_port, &host).await;
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "before");
+    let mut session = SshSession::open(&orca, &erin, &format!("erin+{shell}"));
+    assert_eq!(session.echo("before").await, "before");
+
+    // Before the reload an `x-user` header names nobody: dave gets an anonymous session.
+    let probe = |n: u32| orca.scratch.join(format!("probe-{n}"));
+    let (code, body) = orca
+        .https_get(&web, "/", &probe(1), &["x-user: dave"])
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let users = || async {
+        orca.sessions(&web)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(user, _)| user)
+            .collect::<BTreeSet<_>>()
+    };
+    assert!(!users().await.contains("dave"), "{:?}", users().await);
+
+    // Replace the certificate and the plugin's file (the hostile fixture, whose `ok` mode
+    // allows the `x-user` header), then SIGHUP.
+    let second = certs.join("second.crt");
+    let second_key = certs.join("second.key");
+    ca.issue(&second, &second_key, &host);
+    replace_file(&key, &std::fs::read(&second_key).unwrap());
+    replace_file(&cert, &std::fs::read(&second).unwrap());
+    replace_file(&plugin, &std::fs::read(&hostile).unwrap());
+    orca.sighup().unwrap();
+    orca.wait_metric("orca_reloads_total", "result=\"ok\"", 1.0)
+        .await
+        .unwrap();
+
+    // The open sessions carry on.
+    ws.send(Message::text("after")).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        "after",
+        "the WebSocket after the reload"
+    );
+    assert_eq!(
+        session.echo("after").await,
+        "after",
+        "the SSH session after the reload"
+    );
+    // New handshakes get the new certificate.
+    let tls = ca.connect(orca.https_port, &host).await;
+    assert_eq!(
+        presented(&tls),
+        fingerprint(&second),
+        "the second certificate"
+    );
+    assert_ne!(fingerprint(&second), first);
+    drop(tls);
+    // New calls go to the new plugin: the same request now logs dave in.
+    let (code, body) = orca
+        .https_get(&web, "/", &probe(2), &["x-user: dave"])
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(users().await.contains("dave"), "{:?}", users().await);
+    // And new SSH logins still work.
+    let out = orca
+        .ssh(&erin, &format!("erin+{shell}"), "echo again")
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A broken certificate fails the reload and leaves the second certificate in force.
+    replace_file(&cert, b"-----BEGIN CERTIFICATE-----\nnot base64\n");
+    orca.sighup().unwrap();
+    orca.wait_metric("orca_reloads_total", "result=\"failed\"", 1.0)
+        .await
+        .unwrap();
+    let tls = ca.connect(orca.https_port, &host).await;
+    assert_eq!(
+        presented(&tls),
+        fingerprint(&second),
+        "still the second certificate"
+    );
+    ws.send(Message::text("still")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "still");
+    assert_eq!(session.echo("still").await, "still");
+    assert_eq!(
+        orca.metric("orca_reloads_total", "result=\"ok\"")
+            .await
+            .unwrap(),
+        Some(1.0)
+    );
+    drop(session);
+    orca.sigterm().await.unwrap();
+}
+
+/// Writes `bytes` to a new file beside `path` and renames it over `path`, as deploy tools do.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A certificate authority made with `openssl`, issuing certificates for `localhost` and
+/// `*.localhost`, and trusted by the test's TLS client.
+struct Ca {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Ca {
+    fn new(dir: &Path) -> Self {
+        let (cert, key) = (dir.join("ca.crt"), dir.join("ca.key"));
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=orca test CA",
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &cert.display().to_string(),
+        ]);
+        Self { cert, key }
+    }
+
+    /// A new key and a certificate for it, signed by this CA. Besides `*.localhost` it names
+    /// `host`: rustls refuses a wildcard directly under a single-label domain.
+    fn issue(&self, cert: &Path, key: &Path, host: &str) {
+        let csr = cert.with_extension("csr");
+        let ext = cert.with_extension("ext");
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName=DNS:localhost,DNS:*.localhost,DNS:{host}\n\
+                 basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .unwrap();
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &csr.display().to_string(),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr.display().to_string(),
+            "-CA",
+            &self.cert.display().to_string(),
+            "-CAkey",
+            &self.key.display().to_string(),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext.display().to_string(),
+            "-out",
+            &cert.display().to_string(),
+        ]);
+    }
+
+    /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only this CA, offering no
+    /// ALPN (HTTP/1.1, for upgrades).
+    async fn connect(&self, port: u16, host: &str) -> TlsStream<TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&self.cert).expect("the CA file"))
+            .expect("a valid CA");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("the gateway accepts");
+        let name = ServerName::try_from(host.to_string()).expect("a DNS name");
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("a TLS handshake with a certificate of the test's CA")
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+/// The SHA-256 of the certificate the server presented.
+fn presented(tls: &TlsStream<TcpStream>) -> Vec<u8> {
+    let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
+    Sha256::digest(certs[0].as_ref()).to_vec()
+}
+
+/// The SHA-256 of the certificate in a PEM file; empty when there is none.
+fn fingerprint(pem: &Path) -> Vec<u8> {
+    CertificateDer::from_pem_file(pem)
+        .map(|c| Sha256::digest(c.as_ref()).to_vec())
+        .unwrap_or_default()
+}
+
+type WebSocket = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
+
+/// A WebSocket to the app's echo at `wss://<host>/ws`.
+async fn websocket(ca: &Ca, port: u16, host: &str) -> WebSocket {
+    let tls = ca.connect(port, host).await;
+    let request = format!("wss://{host}:{port}/ws")
+        .into_client_request()
+        .expect("a WebSocket URL");
+    let (ws, response) = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio_tungstenite::client_async(request, tls),
+    )
+    .await
+    .expect("the handshake completes")
+    .expect("the app accepts the WebSocket");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// The next text message, skipping control frames.
+async fn next_text(ws: &mut WebSocket) -> String {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the echo arrives in time")
+            .expect("the stream is open")
+            .expect("a valid frame");
+        if let Message::Text(t) = msg {
+            return t.to_string();
+        }
+    }
+}
+
+/// An OpenSSH client running `cat` in the container, its stdin and stdout kept open.
+struct SshSession {
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    _child: tokio::process::Child,
+}
+
+impl SshSession {
+    fn open(orca: &Orca, key: &Path, login: &str) -> Self {
+        let mut cmd = tokio::process::Command::from(orca.ssh_command(key, login));
+        cmd.arg("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("ssh runs");
+        Self {
+            stdin: child.stdin.take().expect("piped stdin"),
+            stdout: tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+            _child: child,
+        }
+    }
+
+    /// Sends `line` and reads back what `cat` echoes.
+    async fn echo(&mut self, line: &str) -> String {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .expect("write to the session");
+        self.stdin.flush().await.expect("flush");
+        let mut back = String::new();
+        tokio::time::timeout(Duration::from_secs(60), self.stdout.read_line(&mut back))
+            .await
+            .expect("the echo arrives in time")
+            .expect("read from the session");
+        back.trim_end().to_string()
+    }
 }
