@@ -504,8 +504,8 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
 /// Writes `bytes` to a new file beside `path` and renames it over `path`, as deploy tools do.
 fn replace_file(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension("new");
-    std::fs::write(&tmp, bytes).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+    std::fs::write(&tmp, bytes).expect("write the replacement");
+    std::fs::rename(&tmp, path).expect("rename it over the file");
 }
 
 /// A certificate authority made with `openssl`, issuing certificates for `localhost` and
@@ -550,7 +550,7 @@ impl Ca {
                  basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             ),
         )
-        .unwrap();
+        .expect("write the extensions file");
         openssl(&[
             "req",
             "-newkey",
