@@ -337,7 +337,12 @@ async fn metrics_during_real_traffic_pass_promtool_and_count_what_happened() {
         );
         assert!(said.contains(user.as_str()), "{user} missing:\n{said}");
     }
-    orca.sigterm().await.unwrap();
+    // SIGTERM without --cleanup-on-exit: a clean exit that leaves the containers for the next
+    // start.
+    let listed = orca.api_container_names().await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(orca.sigterm().await.unwrap(), Some(0), "{}", orca.logs());
+    assert_eq!(orca.docker_container_names(), listed);
 }
 
 /// `promtool check metrics` fed `text` on stdin.
@@ -497,7 +502,26 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
             .unwrap(),
         Some(1.0)
     );
+    // The open gauges count the WebSocket and the SSH session until they close.
+    for listener in ["https", "ssh"] {
+        let open = orca
+            .metric("orca_connections_open", &format!("listener=\"{listener}\""))
+            .await
+            .unwrap();
+        assert!(open >= Some(1.0), "{listener}: {open:?}");
+    }
+    ws.close(None).await.unwrap();
+    drop(ws);
     drop(session);
+    for listener in ["https", "ssh"] {
+        orca.wait_metric(
+            "orca_connections_open",
+            &format!("listener=\"{listener}\""),
+            0.0,
+        )
+        .await
+        .unwrap();
+    }
     orca.sigterm().await.unwrap();
 }
 
