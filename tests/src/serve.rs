@@ -90,8 +90,10 @@ pub struct Orca {
     pub ssh_port: u16,
     /// The admin port on 127.0.0.1.
     pub admin_port: u16,
-    /// The admin bearer token.
+    /// The admin bearer token the clients send.
     pub token: String,
+    /// `[admin] token_file`.
+    pub token_file: PathBuf,
     child: Option<Child>,
     runs: u32,
     _cleanup: Cleanup,
@@ -146,6 +148,7 @@ impl Orca {
             ssh_port,
             admin_port,
             token,
+            token_file,
             child: None,
             runs: 0,
             _dir: dir,
@@ -244,6 +247,22 @@ impl Orca {
             .collect()
     }
 
+    /// Every line the gateway wrote to stderr in every run, each parsed as JSON (`[log]
+    /// format = "json"`); an error names a line that is not.
+    pub fn log_records(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut records = Vec::new();
+        for run in 1..=self.runs {
+            let text = std::fs::read_to_string(self.log_path(run))?;
+            for line in text.lines() {
+                records.push(
+                    serde_json::from_str(line)
+                        .with_context(|| format!("run {run}: a log line is not JSON: {line}"))?,
+                );
+            }
+        }
+        Ok(records)
+    }
+
     fn log_path(&self, run: u32) -> PathBuf {
         self.scratch.join(format!("orca-run-{run}.log"))
     }
@@ -296,11 +315,20 @@ impl Orca {
 
     /// `GET path` on the admin listener, with or without the token: (status, body).
     pub async fn admin_get(&self, path: &str, with_token: bool) -> anyhow::Result<(u16, String)> {
+        self.admin_get_as(path, with_token.then_some(self.token.as_str()))
+            .await
+    }
+
+    /// `GET path` on the admin listener with `token`, if any: (status, body).
+    pub async fn admin_get_as(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
         let mut cmd = tokio::process::Command::new("curl");
         cmd.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"]);
-        if with_token {
-            cmd.arg("-H")
-                .arg(format!("Authorization: Bearer {}", self.token));
+        if let Some(token) = token {
+            cmd.arg("-H").arg(format!("Authorization: Bearer {token}"));
         }
         cmd.arg(format!("http://127.0.0.1:{}{path}", self.admin_port));
         let out = cmd.output().await.context("running curl")?;

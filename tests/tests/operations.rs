@@ -205,6 +205,15 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
         .count();
     assert_eq!(bob_logins, 2, "one login per run: {audit:#?}");
 
+    // Both runs logged JSON lines only, the killed one included.
+    let logs = orca.log_records().expect("every log line is JSON");
+    assert!(
+        logs.iter()
+            .any(|r| r["fields"]["message"] == "orca is running"),
+        "{}",
+        orca.logs()
+    );
+
     // SIGTERM with --cleanup-on-exit: the gateway exits cleanly and removes its containers.
     let code = orca.sigterm().await.unwrap();
     assert_eq!(code, Some(0), "{}", orca.logs());
@@ -314,6 +323,19 @@ async fn metrics_during_real_traffic_pass_promtool_and_count_what_happened() {
         "{metrics}"
     );
 
+    // The audit log has carol's accepted login and the refused one.
+    let audit = orca.audit().expect("every audit line is JSON");
+    for result in ["accepted", "refused"] {
+        assert!(
+            audit.iter().any(|r| r["event"] == "login"
+                && r["protocol"] == "ssh"
+                && r["user"] == "carol"
+                && r["method"] == "publickey"
+                && r["result"] == result),
+            "no {result} login: {audit:#?}"
+        );
+    }
+
     // `orca status` names the containers and their users.
     let status = std::process::Command::new(orca_tests::serve::orca_binary().unwrap())
         .arg("status")
@@ -418,21 +440,14 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     assert_eq!(session.echo("before").await, "before");
 
     // Before the reload an `x-user` header names nobody: dave gets an anonymous session.
-    let probe = |n: u32| orca.scratch.join(format!("probe-{n}"));
+    let probe = |n: u32| dir.path().join(format!("probe-{n}"));
     let (code, body) = orca
         .https_get(&web, "/", &probe(1), &["x-user: dave"])
         .await
         .unwrap();
     assert_eq!(code, 200, "{body}");
-    let users = || async {
-        orca.sessions(&web)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(user, _)| user)
-            .collect::<BTreeSet<_>>()
-    };
-    assert!(!users().await.contains("dave"), "{:?}", users().await);
+    let users = users_of(&orca, &web).await;
+    assert!(!users.contains("dave"), "{users:?}");
 
     // Replace the certificate and the plugin's file (the hostile fixture, whose `ok` mode
     // allows the `x-user` header), then SIGHUP.
@@ -442,10 +457,18 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     replace_file(&key, &std::fs::read(&second_key).unwrap());
     replace_file(&cert, &std::fs::read(&second).unwrap());
     replace_file(&plugin, &std::fs::read(&hostile).unwrap());
+    // The admin token is rotated too; the wait below asks with the new one.
+    let old_token = std::mem::replace(&mut orca.token, unique_name("rotated"));
+    replace_file(&orca.token_file, orca.token.as_bytes());
     orca.sighup().unwrap();
     orca.wait_metric("orca_reloads_total", "result=\"ok\"", 1.0)
         .await
         .unwrap();
+    let (code, _) = orca
+        .admin_get_as("/metrics", Some(&old_token))
+        .await
+        .unwrap();
+    assert_eq!(code, 401, "the old admin token after the reload");
 
     // The open sessions carry on.
     ws.send(Message::text("after")).await.unwrap();
@@ -474,7 +497,8 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
         .await
         .unwrap();
     assert_eq!(code, 200, "{body}");
-    assert!(users().await.contains("dave"), "{:?}", users().await);
+    let users = users_of(&orca, &web).await;
+    assert!(users.contains("dave"), "{users:?}");
     // And new SSH logins still work.
     let out = orca
         .ssh(&erin, &format!("erin+{shell}"), "echo again")
@@ -523,6 +547,16 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
         .unwrap();
     }
     orca.sigterm().await.unwrap();
+}
+
+/// The users bound to containers of `image`.
+async fn users_of(orca: &Orca, image: &str) -> BTreeSet<String> {
+    orca.sessions(image)
+        .await
+        .expect("the sessions API answers")
+        .into_iter()
+        .map(|(user, _)| user)
+        .collect()
 }
 
 /// Writes `bytes` to a new file beside `path` and renames it over `path`, as deploy tools do.
