@@ -97,8 +97,17 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
         "{shell_id} vs {shell_host}"
     );
 
-    // kill -9: no shutdown code runs; the containers keep running without their gateway.
+    // kill -9 while bob has a session open: no shutdown code runs; his client loses the
+    // connection and the containers keep running without their gateway.
+    let mut open = SshSession::open(&orca, &key, &bob);
+    assert_eq!(open.echo("in use").await, "in use");
     orca.kill9().await.unwrap();
+    assert_eq!(
+        open.echo("gone").await,
+        "",
+        "the session ends with the gateway"
+    );
+    drop(open);
     let before: BTreeSet<String> = [web_container.clone(), shell_container.clone()].into();
     assert_eq!(
         orca.docker_container_names()
@@ -125,6 +134,16 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
     );
     assert_eq!(container_id(&web_container), web_id);
     assert_eq!(container_id(&shell_container), shell_id);
+    // The session the kill cut off is not counted as still open.
+    let sessions = orca.api_json("/api/v1/sessions").await.unwrap();
+    let bob_now = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["user"] == "bob")
+        .cloned()
+        .expect("bob's session");
+    assert_eq!(bob_now["connections"], 0, "{bob_now}");
 
     // Nothing leaked and nothing was lost: Docker holds exactly the containers the API lists.
     let api = orca.api_container_names().await.unwrap();
@@ -174,7 +193,7 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
     );
 
     // The audit log holds both runs, every line JSON: the first run's session starts for both
-    // users, and bob's login in each run.
+    // users, and bob's logins of both runs.
     let audit = orca.audit().expect("every audit line is JSON");
     let starts: Vec<_> = audit
         .iter()
@@ -203,7 +222,10 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
                 && r["result"] == "accepted"
         })
         .count();
-    assert_eq!(bob_logins, 2, "one login per run: {audit:#?}");
+    assert_eq!(
+        bob_logins, 3,
+        "two logins before the kill, one after the restart: {audit:#?}"
+    );
 
     // Both runs logged JSON lines only, the killed one included.
     let logs = orca.log_records().expect("every log line is JSON");
@@ -744,17 +766,15 @@ impl SshSession {
         }
     }
 
-    /// Sends `line` and reads back what `cat` echoes.
+    /// Sends `line` and reads back what `cat` echoes; empty once the session has ended.
     async fn echo(&mut self, line: &str) -> String {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .expect("write to the session");
-        self.stdin.flush().await.expect("flush");
+        // Writing to a client that has exited fails; the read below then sees the end.
+        let _ = self.stdin.write_all(format!("{line}\n").as_bytes()).await;
+        let _ = self.stdin.flush().await;
         let mut back = String::new();
         tokio::time::timeout(Duration::from_secs(60), self.stdout.read_line(&mut back))
             .await
-            .expect("the echo arrives in time")
+            .expect("the echo (or the end of the session) arrives in time")
             .expect("read from the session");
         back.trim_end().to_string()
     }
