@@ -479,6 +479,9 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     replace_file(&key, &std::fs::read(&second_key).unwrap());
     replace_file(&cert, &std::fs::read(&second).unwrap());
     replace_file(&plugin, &std::fs::read(&hostile).unwrap());
+    // Log rotation: the audit log is moved away; the reload reopens it at its path.
+    let rotated = orca.state.join("audit.log.1");
+    std::fs::rename(orca.state.join("audit.log"), &rotated).unwrap();
     // The admin token is rotated too; the wait below asks with the new one.
     let old_token = std::mem::replace(&mut orca.token, unique_name("rotated"));
     replace_file(&orca.token_file, orca.token.as_bytes());
@@ -548,6 +551,52 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
             .unwrap(),
         Some(1.0)
     );
+    // A reload that fails late (a broken plugin beside a good new certificate) swaps in
+    // nothing: the second certificate and the hostile plugin stay in force.
+    let third = certs.join("third.crt");
+    let third_key = certs.join("third.key");
+    ca.issue(&third, &third_key, &host);
+    replace_file(&key, &std::fs::read(&third_key).unwrap());
+    replace_file(&cert, &std::fs::read(&third).unwrap());
+    replace_file(&plugin, b"\0asm but not really");
+    orca.sighup().unwrap();
+    orca.wait_metric("orca_reloads_total", "result=\"failed\"", 2.0)
+        .await
+        .unwrap();
+    let tls = ca.connect(orca.https_port, &host).await;
+    assert_eq!(
+        presented(&tls),
+        fingerprint(&second),
+        "no half reload: still the second certificate"
+    );
+    drop(tls);
+    let (code, body) = orca
+        .https_get(&web, "/", &probe(3), &["x-user: frank"])
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let users = users_of(&orca, &web).await;
+    assert!(
+        users.contains("frank"),
+        "the hostile plugin still answers: {users:?}"
+    );
+
+    // The audit log was reopened: erin's first login is in the rotated file, her login after
+    // the reload in the new one.
+    let erin_logins = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains("\"login\"") && l.contains("\"erin\""))
+            .count()
+    };
+    let old_audit = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(erin_logins(&old_audit), 1, "{old_audit}");
+    let new_audit = orca.audit().expect("every audit line is JSON");
+    let new_logins = new_audit
+        .iter()
+        .filter(|r| r["event"] == "login" && r["user"] == "erin")
+        .count();
+    assert_eq!(new_logins, 1, "{new_audit:#?}");
+
     // The open gauges count the WebSocket and the SSH session until they close.
     for listener in ["https", "ssh"] {
         let open = orca
