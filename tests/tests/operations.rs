@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use orca_tests::serve::{Orca, ServeOptions};
 use orca_tests::ssh::text;
-use orca_tests::{app::app_image, build_image, docker, plugins, unique_name};
+use orca_tests::{app::app_image, build_image, docker, plugins, unique_name, wait_for};
 
 /// Builds the test app as web image `name` (`<name>.localhost`), whose containers wait ten
 /// minutes for users rather than two seconds, so nothing stops while a test looks.
@@ -155,8 +155,14 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
         before
     );
 
-    // The restarted gateway counts the adopted containers and its users, launched nothing,
-    // and counts the new traffic.
+    // The restarted gateway counts the adopted containers (its gauges follow the state at
+    // each sweep) and its users, launched nothing, and counts the new traffic.
+    for image in [&web, &shell] {
+        let ready = format!("image=\"{image}\",state=\"ready\"");
+        orca.wait_metric("orca_containers", &ready, 1.0)
+            .await
+            .unwrap();
+    }
     let metrics = orca.metrics().await.unwrap();
     let sample = |name: &str, labels: &str| orca_tests::serve::sample(&metrics, name, labels);
     for image in [&web, &shell] {
@@ -827,4 +833,81 @@ impl SshSession {
             .expect("read from the session");
         back.trim_end().to_string()
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_launch_then_restart_leaves_exactly_the_containers_the_api_lists() {
+    // The slow image answers only seconds after it starts, and `orca.ready` waits for that.
+    let slow = unique_name("slow");
+    build_image(
+        "slow",
+        &format!("{slow}:latest"),
+        &[("orca.name", slow.as_str()), ("orca.timeout.linger", "10m")],
+    )
+    .expect("the slow image builds");
+    let mut orca = Orca::configure(&ServeOptions::default()).expect("config");
+    let jar = orca.scratch.join("cookies");
+    orca.start(&[]).await.expect("orca serve starts");
+
+    // A visitor's first request launches a container; kill -9 while it is not ready yet.
+    let first = {
+        let (orca_port, jar, slow) = (orca.https_port, jar.clone(), slow.clone());
+        tokio::spawn(async move {
+            tokio::process::Command::new("curl")
+                .args(["-sk", "--max-time", "60", "-b"])
+                .arg(&jar)
+                .arg("-c")
+                .arg(&jar)
+                .arg("--resolve")
+                .arg(format!("{slow}.localhost:{orca_port}:127.0.0.1"))
+                .arg(format!("https://{slow}.localhost:{orca_port}/"))
+                .output()
+                .await
+        })
+    };
+    let launching = wait_for(
+        "a container of the launch",
+        Duration::from_secs(30),
+        || async {
+            let names = orca.docker_container_names();
+            (!names.is_empty()).then_some(names)
+        },
+    )
+    .await
+    .unwrap();
+    let phases = orca.api_json("/api/v1/containers").await.unwrap();
+    assert_ne!(
+        phases["containers"][0]["phase"], "ready",
+        "the kill must come before the container is ready: {phases}"
+    );
+    orca.kill9().await.unwrap();
+    let _ = first.await;
+
+    // After the restart the visitor is served, and Docker holds exactly what the API lists:
+    // the launch cut short was adopted or removed, never left behind.
+    orca.restart(&[]).await.expect("restart");
+    let (code, body) = orca.https_get(&slow, "/", &jar, &[]).await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    let settled = wait_for(
+        "Docker and the API to agree",
+        Duration::from_secs(30),
+        || async {
+            let api = orca.api_container_names().await.ok()?;
+            (api == orca.docker_container_names()).then_some(api)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: docker {:?}, api {:?}",
+            orca.docker_container_names(),
+            futures_util::FutureExt::now_or_never(orca.api_container_names())
+        )
+    });
+    assert_eq!(
+        settled.len(),
+        1,
+        "one container serves the visitor: {settled:?} (launching: {launching:?})"
+    );
+    orca.sigterm().await.unwrap();
 }
