@@ -343,6 +343,35 @@ impl Orca {
         Ok((code.trim().parse()?, body.to_string()))
     }
 
+    /// `method path` on the admin listener with the token: (status, body).
+    pub async fn admin_request(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+        let out = tokio::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                method,
+            ])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .arg(format!("http://127.0.0.1:{}{path}", self.admin_port))
+            .output()
+            .await
+            .context("running curl")?;
+        if !out.status.success() {
+            bail!(
+                "curl {method} {path} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
+        Ok((code.trim().parse()?, body.to_string()))
+    }
+
     /// The (container, user) pairs of `/api/v1/sessions` for `image`, as (user, container).
     pub async fn sessions(&self, image: &str) -> anyhow::Result<Vec<(String, String)>> {
         let v = self.api_json("/api/v1/sessions").await?;

@@ -42,6 +42,8 @@ fn ssh_image(name: &str) -> String {
             ("orca.name", name),
             ("orca.container.persistBetweenReconnects", "true"),
             ("orca.timeout.linger", "10m"),
+            // Its PID 1 (`sh`) ignores SIGTERM: a stop would wait out the default 10 s.
+            ("orca.timeout.stop", "1s"),
         ],
     )
     .expect("the ssh image builds");
@@ -240,6 +242,45 @@ async fn kill_9_during_use_then_restart_users_reach_the_same_containers_and_noth
             .any(|r| r["fields"]["message"] == "orca is running"),
         "{}",
         orca.logs()
+    );
+
+    // The operator ends bob's restored session: its end is audited with the time since his
+    // first run's login, not since the restart.
+    let (code, body) = orca
+        .admin_request("DELETE", &format!("/api/v1/sessions/{shell}/bob"))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let audit = orca.audit().unwrap();
+    let end = audit
+        .iter()
+        .find(|r| r["event"] == "session_end" && r["user"] == "bob")
+        .unwrap_or_else(|| panic!("no session_end for bob: {audit:#?}"));
+    assert_eq!(end["container"], shell_container.as_str(), "{end}");
+    assert!(
+        end["bytes_out"].as_u64().unwrap_or(0) > 0,
+        "his first run's bytes are kept: {end}"
+    );
+    // And stops the web container: it is gone from Docker and from the API.
+    let (code, body) = orca
+        .admin_request("POST", &format!("/api/v1/containers/{web_container}/stop"))
+        .await
+        .unwrap();
+    assert_eq!(code, 202, "accepted, stopping: {body}");
+    wait_for(
+        "the stopped container to go",
+        Duration::from_secs(30),
+        || async { (!orca.docker_container_names().contains(&web_container)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !orca
+            .api_container_names()
+            .await
+            .unwrap()
+            .contains(&web_container),
+        "the API still lists the stopped container"
     );
 
     // SIGTERM with --cleanup-on-exit: the gateway exits cleanly and removes its containers.
