@@ -226,7 +226,8 @@ impl Orca {
         self.start(args).await
     }
 
-    async fn wait_exit(&mut self) -> anyhow::Result<Option<i32>> {
+    /// Waits for the gateway to exit (after a signal); returns its exit code.
+    pub async fn wait_exit(&mut self) -> anyhow::Result<Option<i32>> {
         let child = self.child.as_mut().context("the gateway is not running")?;
         let status = wait_for("the gateway to exit", EXIT_DEADLINE, || {
             let polled = child.try_wait().ok().flatten();

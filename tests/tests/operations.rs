@@ -502,7 +502,7 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     drop(tls);
 
     // A WebSocket to the app's echo, and an SSH session running `cat`, both left open.
-    let mut ws = websocket(&ca, orca.https_port, &host).await;
+    let mut ws = websocket(&ca.cert, orca.https_port, &host).await;
     ws.send(Message::text("before")).await.unwrap();
     assert_eq!(next_text(&mut ws).await, "before");
     let mut session = SshSession::open(&orca, &erin, &format!("erin+{shell}"));
@@ -760,29 +760,34 @@ impl Ca {
         ]);
     }
 
-    /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only this CA, offering no
-    /// ALPN (HTTP/1.1, for upgrades).
+    /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only this CA.
     async fn connect(&self, port: u16, host: &str) -> TlsStream<TcpStream> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(&self.cert).expect("the CA file"))
-            .expect("a valid CA");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("the gateway accepts");
-        let name = ServerName::try_from(host.to_string()).expect("a DNS name");
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .expect("a TLS handshake with a certificate of the test's CA")
+        connect_trusting(&self.cert, port, host).await
     }
+}
+
+/// A TLS connection to 127.0.0.1:`port` for `host`, trusting only the CA in the PEM file
+/// `ca`, offering no ALPN (HTTP/1.1, for upgrades).
+async fn connect_trusting(ca: &Path, port: u16, host: &str) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).expect("the CA file"))
+        .expect("a valid CA");
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("the gateway accepts");
+    let name = ServerName::try_from(host.to_string()).expect("a DNS name");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS handshake with a certificate of the trusted CA")
 }
 
 fn openssl(args: &[&str]) {
@@ -808,9 +813,9 @@ fn fingerprint(pem: &Path) -> Vec<u8> {
 
 type WebSocket = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 
-/// A WebSocket to the app's echo at `wss://<host>/ws`.
-async fn websocket(ca: &Ca, port: u16, host: &str) -> WebSocket {
-    let tls = ca.connect(port, host).await;
+/// A WebSocket to the app's echo at `wss://<host>/ws`, trusting the CA in the PEM file `ca`.
+async fn websocket(ca: &Path, port: u16, host: &str) -> WebSocket {
+    let tls = connect_trusting(ca, port, host).await;
     let request = format!("wss://{host}:{port}/ws")
         .into_client_request()
         .expect("a WebSocket URL");
@@ -951,4 +956,55 @@ async fn kill_9_during_a_launch_then_restart_leaves_exactly_the_containers_the_a
         "one container serves the visitor: {settled:?} (launching: {launching:?})"
     );
     orca.sigterm().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_healthz_ends_open_sessions_within_the_grace_and_exits_cleanly() {
+    let web = web_image(&unique_name("web"));
+    let shell = ssh_image(&unique_name("shell"));
+    let mut orca = Orca::configure(&ServeOptions::default()).expect("config");
+    let key = orca.user_key("gina").expect("gina's key");
+    orca.start(&[]).await.expect("orca serve starts");
+    let host = format!("{web}.localhost");
+    let ca = orca.state.join("tls").join("self-signed.crt");
+    let mut ws = websocket(&ca, orca.https_port, &host).await;
+    ws.send(Message::text("open")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "open");
+    let mut session = SshSession::open(&orca, &key, &format!("gina+{shell}"));
+    assert_eq!(session.echo("open").await, "open");
+
+    // SIGTERM: load balancers are told at once (/healthz 503) while the sessions drain.
+    let t0 = std::time::Instant::now();
+    orca.signal("TERM").unwrap();
+    wait_for(
+        "/healthz to answer 503",
+        Duration::from_secs(10),
+        || async { (orca.healthz().await.ok() == Some(503)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    // The WebSocket and the SSH session are ended by the gateway after the 2 s grace.
+    let closed = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the WebSocket is still open 30 s after SIGTERM"
+    );
+    assert_eq!(session.echo("closed?").await, "", "the SSH session ends");
+    let code = orca.wait_exit().await.unwrap();
+    assert_eq!(code, Some(0), "{}", orca.logs());
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the drain took {:?} with a 2 s grace",
+        t0.elapsed()
+    );
+    // The containers stay for the next start.
+    assert_eq!(orca.docker_container_names().len(), 2);
 }
