@@ -33,7 +33,20 @@ pub fn orca_binary() -> anyhow::Result<PathBuf> {
     }
     let target = target_dir()?;
     let mut binary = target.join("debug").join("orca");
-    if !binary.is_file() {
+    if binary.is_file() {
+        // `cargo test -p orca-tests` rebuilds the library the in-process tests link, not this
+        // binary: testing an old build would report on code that is no longer there.
+        let built = std::fs::metadata(&binary)?.modified()?;
+        let gateway = repo_root().join("gateway");
+        if let Some(newer) = newest_file(&gateway.join("src"))?.filter(|(t, _)| *t > built) {
+            bail!(
+                "{} is older than {}: rebuild it with `cargo build -p orca-gateway --bin orca` \
+                 (`cargo test --workspace --all-targets` does)",
+                binary.display(),
+                newer.1.display()
+            );
+        }
+    } else {
         let own = target.join("orca-bin");
         let out = Command::new(env!("CARGO"))
             .args([
@@ -58,6 +71,27 @@ pub fn orca_binary() -> anyhow::Result<PathBuf> {
     }
     *built = Some(binary.clone());
     Ok(binary)
+}
+
+/// The most recently modified Rust source under `dir`, with its modification time.
+fn newest_file(dir: &Path) -> anyhow::Result<Option<(std::time::SystemTime, PathBuf)>> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let found = if entry.file_type()?.is_dir() {
+            newest_file(&entry.path())?
+        } else if entry.path().extension().is_some_and(|e| e == "rs") {
+            Some((entry.metadata()?.modified()?, entry.path()))
+        } else {
+            None
+        };
+        if let Some(f) = found
+            && newest.as_ref().is_none_or(|n| f.0 > n.0)
+        {
+            newest = Some(f);
+        }
+    }
+    Ok(newest)
 }
 
 /// What a test adds to the configuration every gateway gets.

@@ -1,7 +1,13 @@
-//! Operating the real `orca` binary (`orca serve --config FILE` in a child process): a
-//! `kill -9` in the middle of use and a restart that adopts the running containers; metrics
-//! scraped during real HTTPS and SSH traffic, checked by `promtool`; and SIGHUP reloads of a
-//! certificate and a resolver plugin under open WebSocket and SSH sessions.
+//! Operating the real `orca` binary (`orca serve --config FILE` in a child process, through
+//! `orca_tests::serve`): a `kill -9` in the middle of use, and one in the middle of a launch,
+//! then a restart that adopts the running containers and leaks none; metrics scraped during
+//! real HTTPS and SSH traffic, checked by `promtool`; SIGHUP reloads of a certificate, a
+//! resolver plugin and the admin token under open WebSocket and SSH sessions; and SIGTERM's
+//! drain.
+//!
+//! The binary is `<target>/debug/orca` as `cargo test --workspace --all-targets` leaves it;
+//! `cargo test -p orca-tests` alone does not rebuild it (`cargo build -p orca-gateway --bin
+//! orca` does).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
