@@ -650,6 +650,14 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
         .count();
     assert_eq!(new_logins, 1, "{new_audit:#?}");
 
+    // The exposition after reloads, plugin calls and failures still passes promtool.
+    let check = promtool_check(&orca.metrics().await.unwrap());
+    assert!(
+        check.status.success() && check.stdout.is_empty() && check.stderr.is_empty(),
+        "{}",
+        text(&check)
+    );
+
     // The open gauges count the WebSocket and the SSH session until they close.
     for listener in ["https", "ssh"] {
         let open = orca
