@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod identity;
 pub mod ldap;
 pub mod plugins;
+pub mod serve;
 pub mod ssh;
 
 /// The static busybox from Debian's `busybox-static`.

@@ -12,7 +12,7 @@ use super::persist::{Persisted, drain_from};
 use super::state::{BindingKey, ContainerRec, DrainReason, Origin, Phase, StopReason};
 use super::{Activity, Effects, Inner, Lookup, UserId};
 use crate::clock::from_unix_secs;
-use crate::images::parse_labels;
+use crate::images::{ReadyCheck, parse_labels};
 use crate::runtime::{ContainerInfo, ManagedLabels, RuntimeError};
 
 impl Inner {
@@ -92,10 +92,18 @@ impl Inner {
                     }
                 },
             };
+            // The gateway may have died between the start and `orca.ready` passing: a
+            // container with a ready check is served only once it passes again.
+            let phase = if spec.ready == ReadyCheck::None {
+                Phase::Ready
+            } else {
+                effects.recheck.push((info.name.clone(), info.id.clone()));
+                Phase::WaitingReady
+            };
             let mut rec = ContainerRec::new(
                 info.name.clone(),
                 spec,
-                Phase::Ready,
+                phase,
                 self.clock.instant_at(info.created),
             );
             rec.id = Some(info.id.clone());

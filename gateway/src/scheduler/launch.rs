@@ -92,6 +92,22 @@ impl Inner {
         }
     }
 
+    /// Serves an adopted container once its `orca.ready` check passes; removes it when the
+    /// check fails as a launch would.
+    pub(super) async fn adopt_when_ready(self: Arc<Self>, name: String, id: String) {
+        if let Err(reason) = self.wait_ready(&name, &id).await {
+            self.launch_failed(&name, Some(id), reason);
+            return;
+        }
+        let st = self.lock();
+        if let Some(c) = st.containers.get(&name)
+            && c.phase() == Phase::WaitingReady
+        {
+            c.set_phase(Phase::Ready);
+            tracing::info!(container = %name, image = %c.spec.name, "adopted container ready");
+        }
+    }
+
     fn create_spec(&self, name: &str) -> Option<CreateSpec> {
         let st = self.lock();
         let c = st.containers.get(name)?;

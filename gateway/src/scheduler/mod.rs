@@ -192,6 +192,9 @@ pub(crate) struct Inner {
 #[must_use]
 pub(crate) struct Effects {
     launch: Vec<String>,
+    /// Adopted containers (name, id) whose `orca.ready` check must pass before users reach
+    /// them: a launch cut short by a crash left them started but perhaps not ready.
+    recheck: Vec<(String, String)>,
     stop: Vec<(String, Option<String>, Duration)>,
     remove: Vec<String>,
     persist: bool,
@@ -503,6 +506,9 @@ impl Inner {
     fn run(self: &Arc<Self>, effects: Effects) {
         for name in effects.launch {
             self.tasks.spawn(self.clone().launch(name));
+        }
+        for (name, id) in effects.recheck {
+            self.tasks.spawn(self.clone().adopt_when_ready(name, id));
         }
         for (name, id, grace) in effects.stop {
             self.tasks

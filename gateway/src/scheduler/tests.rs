@@ -547,6 +547,42 @@ async fn restart_adopts_containers_restores_users_and_removes_strays() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_adopted_container_not_ready_yet_is_served_only_once_its_ready_check_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(FakeRuntime::new());
+    rt.add_image("img:latest", &with(&[("orca.ready", "http:/")], WEB));
+    let s1 = start_on(&rt, opts(Some(dir.path().into()))).await;
+    let lease = s1
+        .acquire(&user("alice"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    let container = lease.container.clone();
+    s1.shutdown(false).await;
+    drop(lease);
+    drop(s1);
+
+    // The app in the running container does not answer (yet): a gateway killed during a
+    // launch leaves such a container behind.
+    rt.set_not_ready(true);
+    let s2 = start_on(&rt, opts(Some(dir.path().into()))).await;
+    assert_eq!(s2.status().containers[0].phase, Phase::WaitingReady);
+    let waiting = tokio::spawn({
+        let s2 = s2.clone();
+        async move {
+            s2.acquire(&user("alice"), "web", SessionKind::Traffic)
+                .await
+                .map(|l| l.container.clone())
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiting.is_finished(), "served before the app is ready");
+    rt.set_not_ready(false);
+    let reached = waiting.await.unwrap().unwrap();
+    assert_eq!(reached, container, "alice reaches the same container");
+    assert_eq!(s2.status().containers[0].phase, Phase::Ready);
+}
+
+#[tokio::test(start_paused = true)]
 async fn restored_user_who_does_not_return_is_released_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let rt = Arc::new(FakeRuntime::new());
