@@ -4,9 +4,10 @@
 //! and clients for what it serves: the admin API (curl with the token), HTTPS users (curl with
 //! a cookie jar) and SSH users (OpenSSH).
 //!
-//! The binary is `<target>/debug/orca`, built by `cargo test --workspace --all-targets`; when
-//! it is missing it is built into `<target>/orca-bin` (a directory of its own, so the build
-//! does not wait for the lock of the build that runs the tests).
+//! The binary is `<target>/debug/orca`, built by `cargo test --workspace --all-targets`, and
+//! refused when older than the gateway's sources; when it is missing it is built into
+//! `<target>/orca-bin` (a directory of its own, so the build does not wait for the lock of the
+//! build that runs the tests).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -407,7 +408,7 @@ impl Orca {
         Ok((code.trim().parse()?, body.to_string()))
     }
 
-    /// The (container, user) pairs of `/api/v1/sessions` for `image`, as (user, container).
+    /// The (user, container) pairs of `/api/v1/sessions` for `image`, sorted.
     pub async fn sessions(&self, image: &str) -> anyhow::Result<Vec<(String, String)>> {
         let v = self.api_json("/api/v1/sessions").await?;
         let mut out: Vec<(String, String)> = v["sessions"]
