@@ -24,7 +24,6 @@ use orca::runtime::{
     TtySize,
 };
 use orca::scheduler::{Options, Scheduler};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::client::TlsStream;
@@ -263,25 +262,8 @@ impl Gateway {
     /// A TLS connection to the gateway for `<image>.localhost`, trusting only its CA, offering
     /// no ALPN, so HTTP/1.1 (upgrades are an HTTP/1.1 affair).
     pub async fn connect_tls(&self) -> TlsStream<TcpStream> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(&self.ca).expect("the CA file"))
-            .expect("a valid CA");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let tcp = TcpStream::connect(("127.0.0.1", self.port))
+        crate::tls::connect_trusting(&self.ca, self.port, &format!("{}.localhost", self.image))
             .await
-            .expect("the gateway accepts");
-        let name = ServerName::try_from(format!("{}.localhost", self.image)).expect("a DNS name");
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .expect("TLS with the gateway's certificate")
     }
 
     /// Ids of this gateway's containers (running or not), as Docker lists them.

@@ -23,6 +23,7 @@ pub mod ldap;
 pub mod plugins;
 pub mod serve;
 pub mod ssh;
+pub mod tls;
 
 /// The static busybox from Debian's `busybox-static`.
 pub const BUSYBOX: &str = "/bin/busybox";

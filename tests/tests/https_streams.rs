@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::RwLock;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const MIB: usize = 1024 * 1024;
 /// The big transfers: large next to every buffer on the path (TLS records, hyper's buffers,
@@ -304,21 +303,8 @@ async fn websocket(
     user: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let tls = gw.connect_tls().await;
-    let mut request = format!("wss://{}.localhost:{}/ws", gw.image, gw.port)
-        .into_client_request()
-        .expect("a WebSocket URL");
-    request
-        .headers_mut()
-        .insert("x-user", user.parse().expect("header value"));
-    let (ws, response) = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio_tungstenite::client_async(request, tls),
-    )
-    .await
-    .expect("the handshake completes")
-    .expect("the app accepts the WebSocket");
-    assert_eq!(response.status(), 101);
-    ws
+    let host = format!("{}.localhost", gw.image);
+    orca_tests::tls::websocket(tls, &host, gw.port, &[("x-user", user)]).await
 }
 
 /// The next data message (text or binary), skipping control frames.

@@ -12,20 +12,19 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use orca_tests::serve::{Orca, ServeOptions};
 use orca_tests::ssh::text;
+use orca_tests::tls::connect_trusting;
 use orca_tests::{app::app_image, build_image, docker, plugins, unique_name, wait_for};
 
 /// Builds the test app as web image `name` (`<name>.localhost`), whose containers wait ten
@@ -780,30 +779,6 @@ impl Ca {
     }
 }
 
-/// A TLS connection to 127.0.0.1:`port` for `host`, trusting only the CA in the PEM file
-/// `ca`, offering no ALPN (HTTP/1.1, for upgrades).
-async fn connect_trusting(ca: &Path, port: u16, host: &str) -> TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).expect("the CA file"))
-        .expect("a valid CA");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring supports the default versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("the gateway accepts");
-    let name = ServerName::try_from(host.to_string()).expect("a DNS name");
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("a TLS handshake with a certificate of the trusted CA")
-}
-
 fn openssl(args: &[&str]) {
     let out = std::process::Command::new("openssl")
         .args(args)
@@ -830,18 +805,7 @@ type WebSocket = tokio_tungstenite::WebSocketStream<TlsStream<TcpStream>>;
 /// A WebSocket to the app's echo at `wss://<host>/ws`, trusting the CA in the PEM file `ca`.
 async fn websocket(ca: &Path, port: u16, host: &str) -> WebSocket {
     let tls = connect_trusting(ca, port, host).await;
-    let request = format!("wss://{host}:{port}/ws")
-        .into_client_request()
-        .expect("a WebSocket URL");
-    let (ws, response) = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio_tungstenite::client_async(request, tls),
-    )
-    .await
-    .expect("the handshake completes")
-    .expect("the app accepts the WebSocket");
-    assert_eq!(response.status(), 101);
-    ws
+    orca_tests::tls::websocket(tls, host, port, &[]).await
 }
 
 /// The next text message, skipping control frames.
