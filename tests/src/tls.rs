@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only the CA in the PEM file `ca`,
@@ -61,4 +63,21 @@ pub async fn websocket(
     .expect("the app accepts the WebSocket");
     assert_eq!(response.status(), 101);
     ws
+}
+
+/// The next data message (text or binary) on `ws`, skipping control frames; within 30 s.
+pub async fn next_data<S>(ws: &mut WebSocketStream<S>) -> Message
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("the echo arrives in time")
+            .expect("the stream is open")
+            .expect("a valid frame");
+        if msg.is_text() || msg.is_binary() {
+            return msg;
+        }
+    }
 }

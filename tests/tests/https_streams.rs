@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use orca_tests::gateway::{Gateway, app_gateway};
+use orca_tests::tls::next_data;
 use orca_tests::{docker, wait_for};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -305,23 +306,6 @@ async fn websocket(
     let tls = gw.connect_tls().await;
     let host = format!("{}.localhost", gw.image);
     orca_tests::tls::websocket(tls, &host, gw.port, &[("x-user", user)]).await
-}
-
-/// The next data message (text or binary), skipping control frames.
-async fn next_data<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Message
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("the echo arrives in time")
-            .expect("the stream is open")
-            .expect("a valid frame");
-        if msg.is_text() || msg.is_binary() {
-            return msg;
-        }
-    }
 }
 
 /// The full id of the container whose hostname (short id) is `host`.

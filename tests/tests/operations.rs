@@ -810,15 +810,9 @@ async fn websocket(ca: &Path, port: u16, host: &str) -> WebSocket {
 
 /// The next text message, skipping control frames.
 async fn next_text(ws: &mut WebSocket) -> String {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
-            .await
-            .expect("the echo arrives in time")
-            .expect("the stream is open")
-            .expect("a valid frame");
-        if let Message::Text(t) = msg {
-            return t.to_string();
-        }
+    match orca_tests::tls::next_data(ws).await {
+        Message::Text(t) => t.to_string(),
+        other => panic!("a text message expected, got {other:?}"),
     }
 }
 
