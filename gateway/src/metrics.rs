@@ -126,18 +126,6 @@ pub struct ByteCounters {
     pub to_client: IntCounter,
 }
 
-impl ByteCounters {
-    /// Counters that belong to no registry.
-    pub fn unregistered() -> Self {
-        Self {
-            to_container: IntCounter::new("unregistered", "unregistered")
-                .expect("a static name is valid"),
-            to_client: IntCounter::new("unregistered", "unregistered")
-                .expect("a static name is valid"),
-        }
-    }
-}
-
 impl Metrics {
     /// Registers every family in a fresh registry.
     pub fn new() -> Self {

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use super::api::{ApiError, ContainersView};
 use super::table::render_status;
-use super::token::{TokenError, read_token_file};
+use super::token::{TokenError, configured_token};
 use crate::config::AdminConfig;
 
 /// How long the whole exchange may take, from connecting to the last byte of the answer.
@@ -81,11 +81,7 @@ pub enum ClientError {
 /// `orca status`: the gateway's containers, users and recent stops as tables, read from the
 /// admin listener `config` names (with its token, when one is configured).
 pub async fn status(config: &AdminConfig) -> Result<String, ClientError> {
-    let token = config
-        .token_file
-        .as_deref()
-        .map(read_token_file)
-        .transpose()?;
+    let token = configured_token(config)?;
     let addr = connect_address(config.listen);
     let view: ContainersView = get_json(addr, CONTAINERS, token.as_deref()).await?;
     Ok(render_status(&view, SystemTime::now()))

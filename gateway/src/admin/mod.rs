@@ -40,7 +40,7 @@ use crate::metrics::Metrics;
 use crate::scheduler::{AdminError, Scheduler, UserId};
 use api::{ApiError, ContainerStopping, ContainersView, SessionEnded, SessionsView};
 use token::Check;
-pub use token::{AdminToken, TokenError, read_token_file};
+pub use token::{AdminToken, TokenError, configured_token, read_token_file};
 
 /// The Prometheus text exposition format's content type.
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use hyper::header::HeaderValue;
 
 use crate::config::AdminConfig;
+use crate::live::Live;
 
 /// Why the token file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -61,43 +62,42 @@ pub fn read_token_file(path: &Path) -> Result<String, TokenError> {
     Ok(token.to_string())
 }
 
+/// The token of `[admin] token_file`, or `None` when it is unset: what the gateway checks
+/// requests against and what `orca status` sends.
+pub fn configured_token(config: &AdminConfig) -> Result<Option<String>, TokenError> {
+    config
+        .token_file
+        .as_deref()
+        .map(read_token_file)
+        .transpose()
+}
+
 /// The token every admin request but `/healthz` must carry, or none. A cheap handle: clones
 /// share the value, so a SIGHUP handler can [`set`](AdminToken::set) a new one while the
 /// listener serves.
-#[derive(Clone, Default)]
-pub struct AdminToken(Arc<RwLock<Option<Arc<str>>>>);
+#[derive(Clone)]
+pub struct AdminToken(Live<Option<Arc<str>>>);
+
+impl Default for AdminToken {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
 
 impl AdminToken {
     /// A handle holding `token` (`None`: requests need no token).
     pub fn new(token: Option<String>) -> Self {
-        Self(Arc::new(RwLock::new(token.map(Arc::from))))
+        Self(Live::new(token.map(Arc::from)))
     }
 
     /// The token of `[admin] token_file`, or none when it is unset.
     pub fn from_config(config: &AdminConfig) -> Result<Self, TokenError> {
-        let token = config
-            .token_file
-            .as_deref()
-            .map(read_token_file)
-            .transpose()?;
-        Ok(Self::new(token))
+        configured_token(config).map(Self::new)
     }
 
     /// Replaces the token; requests from now on are checked against the new one.
     pub fn set(&self, token: Option<String>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = token.map(Arc::from);
-    }
-
-    /// Reads `[admin] token_file` again and uses what it holds; on an error the previous
-    /// token stays, so a half-written file never opens or locks the API.
-    pub fn reload(&self, config: &AdminConfig) -> Result<(), TokenError> {
-        let token = config
-            .token_file
-            .as_deref()
-            .map(read_token_file)
-            .transpose()?;
-        self.set(token);
-        Ok(())
+        self.0.replace(token.map(Arc::from));
     }
 
     /// Whether requests need a token.
@@ -121,8 +121,7 @@ impl AdminToken {
     }
 
     fn current(&self) -> Option<Arc<str>> {
-        // A panic elsewhere while holding the lock must not lock operators out.
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        (*self.0.get()).clone()
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{Admin, AdminToken};
+use crate::admin::{Admin, AdminToken, TokenError};
 use crate::audit::Audit;
 
 use crate::config::{Config, HttpMode};
@@ -81,7 +81,7 @@ pub enum ServeError {
     },
     /// The admin token file cannot be used.
     #[error("{0}")]
-    AdminToken(String),
+    AdminToken(#[from] TokenError),
     /// A listen address could not be bound.
     #[error(
         "cannot listen on {addr} (`{key}`): {source}; choose a free address or stop what holds it"
@@ -198,8 +198,7 @@ pub async fn run_on(
         })?,
         None => Audit::off(),
     };
-    let admin_token = AdminToken::from_config(&config.admin)
-        .map_err(|e| ServeError::AdminToken(e.to_string()))?;
+    let admin_token = AdminToken::from_config(&config.admin)?;
     // Resolvers first: a plugin that does not load is a configuration error, reported before
     // anything touches the container engine.
     let identities = Current::new(

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::admin::AdminToken;
+use crate::admin::{AdminToken, TokenError, configured_token};
 use crate::audit::Audit;
 use crate::config::{Config, ConfigErrors};
 use crate::identity::{Current, LoadError};
@@ -36,7 +36,7 @@ pub(super) enum ReloadError {
     Identity(#[from] LoadError),
     /// The admin token file could not be read.
     #[error("{0}")]
-    Token(String),
+    Token(#[from] TokenError),
 }
 
 /// What a reload replaces, and the configuration the gateway started with.
@@ -90,13 +90,7 @@ impl Reloader {
             .get()
             .reload(&config.resolvers, &self.started.state_dir)
             .await?;
-        let token = match &config.admin.token_file {
-            Some(path) => Some(
-                crate::admin::read_token_file(path)
-                    .map_err(|e| ReloadError::Token(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let token = configured_token(&config.admin)?;
         // The last fallible step: after it nothing can fail, so nothing is half swapped.
         self.certificates.reload_from(
             config.https.tls.as_ref(),
