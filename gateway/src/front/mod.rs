@@ -192,7 +192,7 @@ impl Front {
         let path = req.uri().path();
         if path == LOGIN {
             let view = view();
-            return self.login(req, &view).await;
+            return self.login(req, &view, origin.client).await;
         }
         if path == LOGOUT {
             return Ok(self.logout(&view()).await);
@@ -464,6 +464,7 @@ impl Front {
         &self,
         req: Request<Incoming>,
         view: &HttpRequest,
+        client: SocketAddr,
     ) -> Result<Response<Body>, FrontError> {
         if !self.identities.get().has_password() {
             return Err(FrontError::NoIdentity);
@@ -507,12 +508,7 @@ impl Front {
             user: who,
             method: "form",
             result,
-            client: view
-                .client
-                .address
-                .parse()
-                .ok()
-                .map(|ip| SocketAddr::new(ip, view.client.port)),
+            client: Some(client),
             resolver: by,
         });
         match decision {
