@@ -361,51 +361,22 @@ impl Orca {
         path: &str,
         token: Option<&str>,
     ) -> anyhow::Result<(u16, String)> {
-        let mut cmd = tokio::process::Command::new("curl");
-        cmd.args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"]);
+        let mut cmd = curl(10);
         if let Some(token) = token {
             cmd.arg("-H").arg(format!("Authorization: Bearer {token}"));
         }
         cmd.arg(format!("http://127.0.0.1:{}{path}", self.admin_port));
-        let out = cmd.output().await.context("running curl")?;
-        if !out.status.success() {
-            bail!(
-                "curl GET {path} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
-        Ok((code.trim().parse()?, body.to_string()))
+        status_and_body(cmd, &format!("GET {path}")).await
     }
 
     /// `method path` on the admin listener with the token: (status, body).
     pub async fn admin_request(&self, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-        let out = tokio::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-w",
-                "\n%{http_code}",
-                "-X",
-                method,
-            ])
+        let mut cmd = curl(30);
+        cmd.args(["-X", method])
             .arg("-H")
             .arg(format!("Authorization: Bearer {}", self.token))
-            .arg(format!("http://127.0.0.1:{}{path}", self.admin_port))
-            .output()
-            .await
-            .context("running curl")?;
-        if !out.status.success() {
-            bail!(
-                "curl {method} {path} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
-        Ok((code.trim().parse()?, body.to_string()))
+            .arg(format!("http://127.0.0.1:{}{path}", self.admin_port));
+        status_and_body(cmd, &format!("{method} {path}")).await
     }
 
     /// The (user, container) pairs of `/api/v1/sessions` for `image`, sorted.
@@ -478,36 +449,19 @@ impl Orca {
         headers: &[&str],
     ) -> anyhow::Result<(u16, String)> {
         let host = format!("{image}.localhost");
-        let mut cmd = tokio::process::Command::new("curl");
-        cmd.args([
-            "-sS",
-            "-k",
-            "-L",
-            "--max-time",
-            "60",
-            "-w",
-            "\n%{http_code}",
-        ])
-        .arg("--resolve")
-        .arg(format!("{host}:{}:127.0.0.1", self.https_port))
-        .arg("-b")
-        .arg(jar)
-        .arg("-c")
-        .arg(jar);
+        let mut cmd = curl(60);
+        cmd.args(["-k", "-L"])
+            .arg("--resolve")
+            .arg(format!("{host}:{}:127.0.0.1", self.https_port))
+            .arg("-b")
+            .arg(jar)
+            .arg("-c")
+            .arg(jar);
         for h in headers {
             cmd.arg("-H").arg(h);
         }
         cmd.arg(format!("https://{host}:{}{path}", self.https_port));
-        let out = cmd.output().await.context("running curl")?;
-        if !out.status.success() {
-            bail!(
-                "curl GET https://{host}{path} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
-        Ok((code.trim().parse()?, body.to_string()))
+        status_and_body(cmd, &format!("GET https://{host}{path}")).await
     }
 
     /// An OpenSSH client command for `login@127.0.0.1` with `key` (no prompts, no known
@@ -586,4 +540,34 @@ pub fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
             .then(|| value.parse().ok())
             .flatten()
     })
+}
+
+/// `curl` printing the body, then the status on a line of its own, giving up after `seconds`.
+fn curl(seconds: u32) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--max-time",
+        &seconds.to_string(),
+        "-w",
+        "\n%{http_code}",
+    ]);
+    cmd
+}
+
+/// Runs a [`curl`] command (`what` names it in errors): (status, body).
+async fn status_and_body(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> anyhow::Result<(u16, String)> {
+    let out = cmd.output().await.context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "curl {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
+    Ok((code.trim().parse()?, body.to_string()))
 }

@@ -501,10 +501,12 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     orca.start(&[]).await.expect("orca serve starts");
 
     // The gateway presents the first certificate, which the test's CA signed.
-    let tls = ca.connect(orca.https_port, &host).await;
     let first = fingerprint(&cert);
-    assert_eq!(presented(&tls), first, "the first certificate");
-    drop(tls);
+    assert_eq!(
+        ca.presented(orca.https_port, &host).await,
+        first,
+        "the first certificate"
+    );
 
     // A WebSocket to the app's echo, and an SSH session running `cat`, both left open.
     let mut ws = websocket(&ca.cert, orca.https_port, &host).await;
@@ -537,10 +539,7 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     // The admin token is rotated too; the wait below asks with the new one.
     let old_token = std::mem::replace(&mut orca.token, unique_name("rotated"));
     replace_file(&orca.token_file, orca.token.as_bytes());
-    orca.sighup().unwrap();
-    orca.wait_metric("orca_reloads_total", "result=\"ok\"", 1.0)
-        .await
-        .unwrap();
+    reload(&orca, "ok", 1.0).await;
     let (code, _) = orca
         .admin_get_as("/metrics", Some(&old_token))
         .await
@@ -560,14 +559,12 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
         "the SSH session after the reload"
     );
     // New handshakes get the new certificate.
-    let tls = ca.connect(orca.https_port, &host).await;
     assert_eq!(
-        presented(&tls),
+        ca.presented(orca.https_port, &host).await,
         fingerprint(&second),
         "the second certificate"
     );
     assert_ne!(fingerprint(&second), first);
-    drop(tls);
     // New calls go to the new plugin: the same request now logs dave in.
     let (code, body) = orca
         .https_get(&web, "/", &probe(2), &["x-user: dave"])
@@ -584,13 +581,9 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
 
     // A broken certificate fails the reload and leaves the second certificate in force.
     replace_file(&cert, b"-----BEGIN CERTIFICATE-----\nnot base64\n");
-    orca.sighup().unwrap();
-    orca.wait_metric("orca_reloads_total", "result=\"failed\"", 1.0)
-        .await
-        .unwrap();
-    let tls = ca.connect(orca.https_port, &host).await;
+    reload(&orca, "failed", 1.0).await;
     assert_eq!(
-        presented(&tls),
+        ca.presented(orca.https_port, &host).await,
         fingerprint(&second),
         "still the second certificate"
     );
@@ -611,17 +604,12 @@ async fn sighup_swaps_a_plugin_and_a_certificate_while_a_websocket_and_an_ssh_se
     replace_file(&key, &std::fs::read(&third_key).unwrap());
     replace_file(&cert, &std::fs::read(&third).unwrap());
     replace_file(&plugin, b"\0asm but not really");
-    orca.sighup().unwrap();
-    orca.wait_metric("orca_reloads_total", "result=\"failed\"", 2.0)
-        .await
-        .unwrap();
-    let tls = ca.connect(orca.https_port, &host).await;
+    reload(&orca, "failed", 2.0).await;
     assert_eq!(
-        presented(&tls),
+        ca.presented(orca.https_port, &host).await,
         fingerprint(&second),
         "no half reload: still the second certificate"
     );
-    drop(tls);
     let (code, body) = orca
         .https_get(&web, "/", &probe(3), &["x-user: frank"])
         .await
@@ -774,9 +762,21 @@ impl Ca {
     }
 
     /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only this CA.
-    async fn connect(&self, port: u16, host: &str) -> TlsStream<TcpStream> {
-        connect_trusting(&self.cert, port, host).await
+    /// The SHA-256 of the certificate a new handshake with 127.0.0.1:`port` for `host`
+    /// presents, trusting only this CA.
+    async fn presented(&self, port: u16, host: &str) -> Vec<u8> {
+        let tls = connect_trusting(&self.cert, port, host).await;
+        let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
+        Sha256::digest(certs[0].as_ref()).to_vec()
     }
+}
+
+/// SIGHUP, then waits until `orca_reloads_total{result}` reads `count`.
+async fn reload(orca: &Orca, result: &str, count: f64) {
+    orca.sighup().expect("SIGHUP reaches orca");
+    orca.wait_metric("orca_reloads_total", &format!("result=\"{result}\""), count)
+        .await
+        .expect("the reload is counted");
 }
 
 fn openssl(args: &[&str]) {
@@ -785,12 +785,6 @@ fn openssl(args: &[&str]) {
         .output()
         .expect("openssl runs");
     assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-}
-
-/// The SHA-256 of the certificate the server presented.
-fn presented(tls: &TlsStream<TcpStream>) -> Vec<u8> {
-    let certs = tls.get_ref().1.peer_certificates().expect("a certificate");
-    Sha256::digest(certs[0].as_ref()).to_vec()
 }
 
 /// The SHA-256 of the certificate in a PEM file; empty when there is none.
