@@ -6,8 +6,8 @@
 //! the moment they leave it (disconnect, a limit, a stop, an operator). It is what
 //! `/api/v1/sessions` lists and ends, so the two tell the same story.
 //!
-//! Records are written by one thread of their own: the scheduler emits them under its lock and
-//! must never wait for a disk. The file is opened in append mode (a restart, even after
+//! Records are encoded and written by one thread of their own: the scheduler emits them under
+//! its lock, which must cost no more than a channel send, never an encoding or a disk. The file is opened in append mode (a restart, even after
 //! `kill -9`, carries on in the same file) and reopened on SIGHUP, for logrotate. A failed
 //! write is counted in `orca_audit_write_errors_total` and logged once per failure streak.
 
@@ -87,7 +87,7 @@ pub struct Audit {
 
 #[derive(Debug)]
 enum Command {
-    Write(String),
+    Write(SystemTime, Record),
     Reopen,
     Flush(mpsc::Sender<()>),
 }
@@ -112,22 +112,8 @@ impl Audit {
 
     /// Records `record` now (stamped with the wall clock); never blocks.
     pub fn record(&self, record: Record) {
-        let Some(tx) = &self.tx else { return };
-        #[derive(Serialize)]
-        struct Line<'a> {
-            time: String,
-            #[serde(flatten)]
-            record: &'a Record,
-        }
-        let line = Line {
-            time: rfc3339(SystemTime::now()),
-            record: &record,
-        };
-        match serde_json::to_string(&line) {
-            Ok(text) => {
-                let _ = tx.send(Command::Write(text));
-            }
-            Err(e) => tracing::error!("cannot encode an audit record: {e}"),
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Command::Write(SystemTime::now(), record));
         }
     }
 
@@ -167,7 +153,7 @@ fn write_loop(rx: mpsc::Receiver<Command>, path: PathBuf, file: File, errors: In
         // Write what is queued, then flush once: one write(2) per burst, not per record.
         while let Some(command) = next.take() {
             match command {
-                Command::Write(text) => w.write(&text),
+                Command::Write(at, record) => w.write(at, &record),
                 Command::Reopen => w.reopen(),
                 Command::Flush(done) => {
                     w.flush();
@@ -190,10 +176,21 @@ struct Writer {
 }
 
 impl Writer {
-    fn write(&mut self, text: &str) {
+    /// One line: the time the record was made, then its fields.
+    fn write(&mut self, at: SystemTime, record: &Record) {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            time: String,
+            #[serde(flatten)]
+            record: &'a Record,
+        }
+        let line = Line {
+            time: rfc3339(at),
+            record,
+        };
         let result = match self.out.as_mut() {
-            Some(w) => w
-                .write_all(text.as_bytes())
+            Some(w) => serde_json::to_writer(&mut *w, &line)
+                .map_err(io::Error::from)
                 .and_then(|()| w.write_all(b"\n")),
             None => Err(io::Error::other("the file could not be reopened")),
         };
