@@ -29,7 +29,9 @@ use prometheus::IntCounter;
 use crate::audit::Record;
 use crate::config::Cidr;
 use crate::error::ErrorSource;
-use crate::identity::{Client, Current, Decision, HttpCredential, HttpRequest, Identity};
+use crate::identity::{
+    Client, Current, Decision, HttpCredential, HttpRequest, Identities, Identity,
+};
 use crate::images::ImageSpec;
 use crate::listeners::https::{Body, ConnInfo, Handler, empty, full};
 use crate::live::Live;
@@ -188,14 +190,16 @@ impl Front {
             return Err(FrontError::Foreign(host));
         }
         let origin = self.listener.origin(conn.peer, req.headers());
+        // One chain for the whole request, even when a reload swaps it meanwhile.
+        let identities = self.identities.get();
         let view = || self.identity_view(&req, &host, &route, origin.client);
         let path = req.uri().path();
         if path == LOGIN {
             let view = view();
-            return self.login(req, &view, origin.client).await;
+            return self.login(&identities, req, &view, origin.client).await;
         }
         if path == LOGOUT {
-            return Ok(self.logout(&view()).await);
+            return Ok(self.logout(&identities, &view()).await);
         }
         let credential = HttpCredential::new(
             cookies::pairs(req.headers()),
@@ -203,14 +207,14 @@ impl Front {
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok()),
         );
-        let caller = match self.identify(credential, view).await? {
+        let caller = match self.identify(&identities, credential, view).await? {
             Some(caller) => caller,
             None if is_navigation(&req) => {
                 if let Some(url) = self.login_url.get().as_ref() {
                     let here = format!("{}://{host}{}", origin.proto, path_and_query(req.uri()));
                     return Ok(redirect(&external_login(url, &here)));
                 }
-                if self.identities.get().has_password() {
+                if identities.has_password() {
                     return Ok(redirect(&login_url(req.uri())));
                 }
                 return Err(FrontError::NoIdentity);
@@ -221,7 +225,8 @@ impl Front {
             Route::Index => Ok(self.index(&caller.identity, &host, origin.proto)),
             Route::Image(image) if path == WAIT => self.wait(&req, &caller.identity, &image).await,
             Route::Image(image) => {
-                self.to_container(req, &origin, conn, &host, &caller.identity, &image)
+                let who = &caller.identity;
+                self.to_container(&identities, req, &origin, conn, &host, who, &image)
                     .await
             }
             Route::Foreign => Err(FrontError::Foreign(host)),
@@ -266,10 +271,11 @@ impl Front {
 
     async fn identify(
         &self,
+        identities: &Identities,
         credential: HttpCredential,
         view: impl Fn() -> HttpRequest,
     ) -> Result<Option<Caller>, FrontError> {
-        match self.identities.get().http_with(credential, view).await {
+        match identities.http_with(credential, view).await {
             Decision::Allow {
                 identity,
                 set_cookie,
@@ -329,8 +335,10 @@ impl Front {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // the request and everything already known about it
     async fn to_container(
         &self,
+        identities: &Identities,
         req: Request<Incoming>,
         origin: &Origin,
         conn: &ConnInfo,
@@ -367,7 +375,6 @@ impl Front {
             }));
         };
         let port = lease.spec.port.unwrap_or(80);
-        let identities = self.identities.get();
         let fwd = Forwarded {
             user: &who.id,
             groups: &who.groups,
@@ -462,11 +469,12 @@ impl Front {
 
     async fn login(
         &self,
+        identities: &Identities,
         req: Request<Incoming>,
         view: &HttpRequest,
         client: SocketAddr,
     ) -> Result<Response<Body>, FrontError> {
-        if !self.identities.get().has_password() {
+        if !identities.has_password() {
             return Err(FrontError::NoIdentity);
         }
         if req.method() != Method::POST {
@@ -491,11 +499,7 @@ impl Front {
         if user.is_empty() || password.is_empty() {
             return Ok(refused("Enter a user name and a password."));
         }
-        let decision = self
-            .identities
-            .get()
-            .password(&user, &password, &view.client)
-            .await;
+        let decision = identities.password(&user, &password, &view.client).await;
         let (who, result, by) = match &decision {
             Decision::Allow {
                 identity, resolver, ..
@@ -512,29 +516,27 @@ impl Front {
             resolver: by,
         });
         match decision {
-            Decision::Allow { identity, .. } => {
-                match self.identities.get().issue(&identity).await {
-                    Ok((_, issued)) => {
-                        let mut r = redirect(&back);
-                        let cookie = cookies::set(
-                            &issued.name,
-                            &issued.value,
-                            issued.max_age_seconds,
-                            &self.domain,
-                        );
-                        if let Ok(v) = HeaderValue::from_str(&cookie) {
-                            r.headers_mut().append(header::SET_COOKIE, v);
-                        }
-                        Ok(r)
+            Decision::Allow { identity, .. } => match identities.issue(&identity).await {
+                Ok((_, issued)) => {
+                    let mut r = redirect(&back);
+                    let cookie = cookies::set(
+                        &issued.name,
+                        &issued.value,
+                        issued.max_age_seconds,
+                        &self.domain,
+                    );
+                    if let Ok(v) = HeaderValue::from_str(&cookie) {
+                        r.headers_mut().append(header::SET_COOKIE, v);
                     }
-                    Err(e) => {
-                        tracing::warn!("login of {user}: {e}");
-                        Ok(refused(
-                            "You are known, but no session could be opened; try again.",
-                        ))
-                    }
+                    Ok(r)
                 }
-            }
+                Err(e) => {
+                    tracing::warn!("login of {user}: {e}");
+                    Ok(refused(
+                        "You are known, but no session could be opened; try again.",
+                    ))
+                }
+            },
             Decision::Deny {
                 message,
                 reason,
@@ -549,8 +551,8 @@ impl Front {
         }
     }
 
-    async fn logout(&self, view: &HttpRequest) -> Response<Body> {
-        let names = self.identities.get().revoke(view).await;
+    async fn logout(&self, identities: &Identities, view: &HttpRequest) -> Response<Body> {
+        let names = identities.revoke(view).await;
         let mut r = redirect("/");
         for name in names {
             if let Ok(v) = HeaderValue::from_str(&cookies::clear(&name, &self.domain)) {
