@@ -126,7 +126,6 @@ impl SshGateway {
                 }),
                 ready_timeout: Duration::from_secs(30),
                 shutdown: shutdown.clone(),
-                metrics: metrics.clone(),
             },
         );
         let host_keys = host_keys::load(&[], &state).expect("a host key");

@@ -273,7 +273,6 @@ pub async fn run_on(
             settings: ssh_settings.clone(),
             ready_timeout: config.scheduler.ready_timeout,
             shutdown: shutdown.clone(),
-            metrics: (*metrics).clone(),
         },
     );
     let ssh_task = tokio::spawn(ssh::serve(

@@ -103,7 +103,8 @@ impl Connection {
             "refused"
         };
         self.sessions
-            .metrics
+            .scheduler
+            .metrics()
             .ssh_logins
             .with_label_values(&[method, result])
             .inc();

@@ -24,7 +24,6 @@ use super::menu::{Menu, Outcome};
 use crate::identity::Identity;
 use crate::images::{ConnectionMethod, ImageSpec};
 use crate::live::Live;
-use crate::metrics::Metrics;
 use crate::runtime::{ExecSpec, RuntimeError, TtySize};
 use crate::scheduler::{Arrival, Lease, Lookup, Placement, ScheduleError, Scheduler, UserId};
 
@@ -59,8 +58,6 @@ pub struct Sessions {
     pub ready_timeout: Duration,
     /// Ends every session when the gateway stops.
     pub shutdown: CancellationToken,
-    /// Logins and sessions are counted here.
-    pub metrics: Metrics,
 }
 
 /// The `[ssh]` settings a reload may change.
@@ -261,7 +258,8 @@ pub async fn run(channel: Channel<Msg>, owner: Arc<Owner>, sessions: Arc<Session
     let ended = serve(&mut rx, &out, requests, &owner, &sessions).await;
     let end = finish(&out, &owner, ended).await;
     sessions
-        .metrics
+        .scheduler
+        .metrics()
         .ssh_sessions
         .with_label_values(&[end])
         .inc();
