@@ -735,9 +735,35 @@ fn check_issued(issued: &Issued) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a group survives the trip to the container: `X-Orca-Groups` (and the image label
+/// `orca.access.groups`) list groups separated by commas, read with surrounding blanks trimmed,
+/// so a group with a comma, outer blanks or no text at all would reach the container as other
+/// groups than the resolver meant.
+fn carried_group(group: &str) -> bool {
+    !group.is_empty() && !group.contains(',') && group.trim() == group
+}
+
 /// Holds a verdict to the contract; a breach is a deny with the breach as the reason.
-fn check_verdict(v: Verdict, asked: Interface, session: bool) -> Result<Verdict, String> {
+///
+/// Groups the headers cannot carry (see [`carried_group`]; a directory may well have a group
+/// named `Smith, John`) are dropped with a warning rather than refusing the user: the gateway's
+/// access checks and the container then see the same groups. Public for `fuzz/`'s
+/// `wit_answers` target, which holds every accepted answer to what the proxy must send.
+pub fn check_verdict(mut v: Verdict, asked: Interface, session: bool) -> Result<Verdict, String> {
     let malformed = |what: String| format!("answered something malformed: {what}");
+    if let Verdict::Allow(grant) = &mut v
+        && !grant.who.groups.iter().all(|g| carried_group(g))
+    {
+        let (kept, dropped): (Vec<String>, Vec<String>) =
+            grant.who.groups.drain(..).partition(|g| carried_group(g));
+        tracing::warn!(
+            user = %grant.who.id,
+            ?dropped,
+            "groups with a comma, outer blanks or no text cannot be told apart in X-Orca-Groups \
+             or orca.access.groups; dropped for this login"
+        );
+        grant.who.groups = kept;
+    }
     match &v {
         Verdict::Allow(grant) => {
             check_identity(&grant.who).map_err(malformed)?;
@@ -811,6 +837,20 @@ mod tests {
             message: None,
         });
         assert!(check_verdict(huge, Interface::Http, false).is_err());
+    }
+
+    #[test]
+    fn groups_the_headers_cannot_carry_are_dropped_not_the_user() {
+        let mut v = grant("alice");
+        if let Verdict::Allow(g) = &mut v {
+            g.who.groups = ["dev", "Smith, John", " ops", "", "staff"]
+                .map(String::from)
+                .to_vec();
+        }
+        let Ok(Verdict::Allow(g)) = check_verdict(v, Interface::Password, false) else {
+            panic!("alice is still allowed");
+        };
+        assert_eq!(g.who.groups, ["dev", "staff"]);
     }
 
     #[test]
