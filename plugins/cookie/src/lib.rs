@@ -34,6 +34,29 @@ mod session;
 /// The signed cookie value.
 mod value;
 
+/// The cookie format for `fuzz/`'s `cookie_value` target, which forges, alters and replays
+/// values against the code that verifies them.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use orca_sdk::Identity;
+
+    use crate::value::{Claims, Codec};
+
+    /// The value the plugin would set for `who`, valid from `now` for `ttl` seconds.
+    pub fn seal(key: &[u8], who: &Identity, now: u64, ttl: u32) -> Result<String, String> {
+        Codec::new(key)?.seal(&Claims::new(who, now, ttl, "fuzz-session".to_string()))
+    }
+
+    /// The identity in `value` if it was signed with `key` and has not expired at `now`.
+    pub fn open(key: &[u8], value: &str, now: u64) -> Result<Identity, String> {
+        let claims = Codec::new(key)?
+            .open(value, now)
+            .map_err(|e| e.to_string())?;
+        Ok(claims.identity())
+    }
+}
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use orca_sdk::{Http, HttpRequest, Identity, Issued, Resolver, Session, Settings, Verdict};
