@@ -34,7 +34,7 @@ pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Rewrites a client's request headers for the container.
 ///
-/// `host` is the host the client addressed (its `Host` header, or the HTTP/2 `:authority`);
+/// `host` is the host the front routed on (the request's authority, else its `Host` header);
 /// `upgrade` is the protocol to keep asking for when the request is an upgrade.
 pub(super) fn rewrite_request(
     headers: &mut HeaderMap,
