@@ -102,7 +102,7 @@ async fn ssh_login_name_tricks_never_reach_another_users_container() {
         .status()
         .containers
         .iter()
-        .flat_map(|c| c.users.iter().map(|u| (u.user.clone(), c.users.len())))
+        .flat_map(|c| c.users.iter().map(move |u| (u.user.clone(), c.users.len())))
         .collect();
     users.sort();
     assert_eq!(users, [("alice".into(), 1), ("bob".into(), 1)]);
