@@ -593,6 +593,33 @@ mod tests {
         assert!(authority.leaf_for("xlocalhost").is_none());
     }
 
+    #[test]
+    fn leaves_are_renewed_long_before_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = self_signed("localhost", dir.path());
+        let set = certs.current();
+        let authority = set.authority.as_ref().unwrap();
+        let default = authority.default_leaf().unwrap();
+        assert_eq!(
+            san::dns_names(default.end_entity_cert().unwrap()),
+            ["localhost", "*.localhost"]
+        );
+        let leaf = authority.leaf_for("demo.localhost").unwrap();
+        // Age both cached leaves past the renewal time: the next handshake gets fresh ones.
+        let old = SystemTime::now() - LEAF_RENEWAL - Duration::from_secs(1);
+        for (at, _) in authority.issued.lock().unwrap().values_mut() {
+            *at = old;
+        }
+        let renewed = authority.leaf_for("demo.localhost").unwrap();
+        assert!(!Arc::ptr_eq(&leaf, &renewed));
+        assert!(!Arc::ptr_eq(&default, &authority.default_leaf().unwrap()));
+        assert!(Arc::ptr_eq(
+            &renewed,
+            &authority.leaf_for("demo.localhost").unwrap()
+        ));
+        assert!(LEAF_VALIDITY.whole_days() < 398 && LEAF_RENEWAL.as_secs() < 60 * 24 * 3600);
+    }
+
     fn entry(names: &[&str]) -> Entry {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let pair = rcgen::generate_simple_self_signed(names.clone()).unwrap();
