@@ -175,7 +175,7 @@ fn seal(claims: &serde_json::Value, key: &[u8]) -> String {
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past 1970")
         .as_secs()
 }
 
@@ -188,7 +188,7 @@ fn claims(id: &str, exp: u64) -> serde_json::Value {
 fn flip(value: &str, at: usize) -> String {
     let mut bytes = value.as_bytes().to_vec();
     bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-    String::from_utf8(bytes).unwrap()
+    String::from_utf8(bytes).expect("base64url stays ASCII")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,7 +403,7 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
     assert_eq!((r.status, hostname(&r)), (200, home.clone()), "{r:?}");
     // The container is told the host that chose it, not the client's other `Host`.
     let own = format!("{image}.localhost:{port}");
-    assert_eq!(seen(&r.body, "host"), [own.clone()], "{}", r.body);
+    assert_eq!(seen(&r.body, "host"), [own.as_str()], "{}", r.body);
 
     // HTTP/2: `:authority` decides over a mismatched Host, both ways.
     let (status, body) = h2_get(&gw, &own, &bob_ip, &alice, "/headers").await;
@@ -412,7 +412,7 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
         body.lines().next(),
         Some(format!("hostname: {home}").as_str())
     );
-    assert_eq!(seen(&body, "host"), [own.clone()], "{body}");
+    assert_eq!(seen(&body, "host"), [own.as_str()], "{body}");
     let p = probe();
     let (status, body) = h2_get(&gw, &bob_ip, &own, &alice, &p).await;
     assert_eq!(status, 404, "{body}");
@@ -540,13 +540,18 @@ async fn h2_get(
         .header("host", host)
         .header("cookie", format!("orca_session={cookie}"))
         .body(Empty::<Bytes>::new())
-        .unwrap();
+        .expect("a valid request");
     let response = tokio::time::timeout(Duration::from_secs(60), sender.send_request(request))
         .await
         .expect("an answer in time")
         .expect("an HTTP/2 answer");
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the whole body")
+        .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
