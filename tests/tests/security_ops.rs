@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use orca_tests::gateway::gateway_of;
 use orca_tests::serve::{Orca, ServeOptions};
-use orca_tests::ssh::{SshGateway, SshOptions, text};
+use orca_tests::ssh::{SshGateway, SshOptions, Trusting, text};
 use orca_tests::{app::app_image, artifacts_dir, build_image, docker, unique_name};
 
 fn stdout(out: &std::process::Output) -> String {
@@ -110,16 +110,6 @@ async fn ssh_login_name_tricks_never_reach_another_users_container() {
 
 /// Whether the gateway accepts `login` with the private key at `key`, asked by russh.
 async fn russh_login(gw: &SshGateway, key: &Path, login: &str) -> bool {
-    struct Trusting;
-    impl russh::client::Handler for Trusting {
-        type Error = russh::Error;
-        async fn check_server_key(
-            &mut self,
-            _key: &russh::keys::PublicKeyOrCertificate,
-        ) -> Result<bool, Self::Error> {
-            Ok(true)
-        }
-    }
     let key = russh::keys::load_secret_key(key, None).expect("the key");
     let config = std::sync::Arc::new(russh::client::Config::default());
     let mut client = russh::client::connect(config, ("127.0.0.1", gw.port), Trusting)
