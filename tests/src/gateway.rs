@@ -97,6 +97,13 @@ impl Reply {
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}: ")))
     }
+
+    /// The `hostname:` line (the container's short id): which container answered.
+    pub fn hostname(&self) -> String {
+        self.line("hostname")
+            .unwrap_or_else(|| panic!("no hostname in the answer: {self:?}"))
+            .to_string()
+    }
 }
 
 /// A gateway serving the test image built from `tests/images/<dir>`, with extra labels. Its
@@ -293,6 +300,27 @@ impl Gateway {
     /// Ids of this gateway's containers (running or not), as Docker lists them.
     pub fn docker_containers(&self) -> Vec<String> {
         container_ids_with_label(&format!("orca.gateway.instance={}", self._cleanup.0))
+    }
+
+    /// Fails when any of this gateway's containers logged one of `probes` (paths from
+    /// [`crate::app::probe`]), and, to prove the logs are read at all, unless one logged
+    /// `arrived`. For the test app, which logs every request line.
+    pub fn assert_no_container_saw(&self, probes: &[String], arrived: &str) {
+        let logs: String = self
+            .docker_containers()
+            .iter()
+            .map(|id| crate::docker(&["logs", id]).unwrap_or_default())
+            .collect();
+        assert!(
+            logs.contains(arrived),
+            "the control request {arrived} is not in the containers' logs:\n{logs}"
+        );
+        for p in probes {
+            assert!(
+                !logs.contains(p.as_str()),
+                "a container saw the refused {p}:\n{logs}"
+            );
+        }
     }
 
     /// The same over plain HTTP to [`Gateway::plain_port`].

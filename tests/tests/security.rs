@@ -3,8 +3,8 @@
 //! cookies that are forged, altered, expired or replayed after logout reach no container; one
 //! user never reaches another's container, whatever the Host, the cookie or the headers say;
 //! client-sent `X-Orca-*` headers never reach a container, over HTTP/1.1, HTTP/2 and
-//! WebSocket; and a hostile plugin cannot read or connect outside its grant through a running
-//! gateway. SSH user names, the admin token and the TLS audit are in `security_ops.rs`.
+//! WebSocket. The plugin sandbox through a running gateway is in `security_plugins.rs`; SSH user
+//! names, the admin token and the TLS audit in `security_ops.rs`.
 //!
 //! "No container saw it": every request a test expects refused carries a unique probe in its
 //! path, and the app writes each request line it receives to its log (`docker logs`).
@@ -17,9 +17,9 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use orca::config::PluginSource;
+use orca_tests::app::{app_image, orca_headers, probe, seen};
 use orca_tests::gateway::{Gateway, Reply, app_gateway_with, cookie_resolver, password_resolver};
-use orca_tests::{app::app_image, docker, identity, plugins, tls, unique_name, wait_for};
+use orca_tests::{docker, tls, unique_name, wait_for};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -66,59 +66,6 @@ async fn get(gw: &Gateway, cookie: &str, path: &str, args: &[&str]) -> Reply {
     let mut all = vec!["-H", cookie.as_str()];
     all.extend_from_slice(args);
     gw.curl(&gw.image, path, &all).await
-}
-
-/// A path no other request uses, so the containers' logs tell whether it arrived.
-fn probe() -> String {
-    format!("/headers?probe={}", unique_name("p"))
-}
-
-/// The values of header `name` (lower case) the app saw, in `/headers`' answer.
-fn seen(body: &str, name: &str) -> Vec<String> {
-    let prefix = format!("{name}: ");
-    body.lines()
-        .skip(1) // the hostname line
-        .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
-        .collect()
-}
-
-/// The header lines whose name starts with `x-orca-`, as the app saw them.
-fn orca_lines(body: &str) -> Vec<String> {
-    let mut lines: Vec<String> = body
-        .lines()
-        .skip(1)
-        .filter(|l| l.starts_with("x-orca-"))
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
-
-/// The `hostname:` line of the app: which container answered.
-fn hostname(r: &Reply) -> String {
-    r.line("hostname")
-        .unwrap_or_else(|| panic!("no hostname in the answer: {r:?}"))
-        .to_string()
-}
-
-/// Fails when any of the gateway's containers logged one of `probes`, and (to prove the log
-/// is read at all) unless one logged `arrived`.
-fn assert_no_container_saw(gw: &Gateway, probes: &[String], arrived: &str) {
-    let logs: String = gw
-        .docker_containers()
-        .iter()
-        .map(|id| docker(&["logs", id]).unwrap_or_default())
-        .collect();
-    assert!(
-        logs.contains(arrived),
-        "the control request {arrived} is not in the containers' logs:\n{logs}"
-    );
-    for p in probes {
-        assert!(
-            !logs.contains(p.as_str()),
-            "a container saw the refused {p}:\n{logs}"
-        );
-    }
 }
 
 /// Asserts the refusal SPEC §6 gives a request without identity on a gateway with a login
@@ -207,7 +154,7 @@ async fn forged_altered_expired_and_revoked_cookies_reach_no_container() {
     let ok = get(&gw, &alice, &control, &[]).await;
     assert_eq!(ok.status, 200, "the valid cookie works: {ok:?}");
     assert_eq!(seen(&ok.body, "x-orca-user"), ["alice"]);
-    let home = hostname(&ok);
+    let home = ok.hostname();
 
     let mut probes = Vec::new();
     let later = now() + 3600;
@@ -253,11 +200,11 @@ async fn forged_altered_expired_and_revoked_cookies_reach_no_container() {
     assert_refused(&gw, &expired, "expired", &mut probes).await;
     // The same claims not yet expired work: only `exp` made the difference.
     let fresh = get(&gw, &seal(&claims("alice", later), KEY), "/headers", &[]).await;
-    assert_eq!(hostname(&fresh), home, "{fresh:?}");
+    assert_eq!(fresh.hostname(), home, "{fresh:?}");
 
     // Logout revokes the session at once, although the gateway cached its last answer.
     let again = get(&gw, &alice, "/headers", &[]).await;
-    assert_eq!(hostname(&again), home);
+    assert_eq!(again.hostname(), home);
     let out = get(&gw, &alice, "/.orca/logout", &[]).await;
     assert_eq!(out.status, 303, "{out:?}");
     assert!(
@@ -266,7 +213,7 @@ async fn forged_altered_expired_and_revoked_cookies_reach_no_container() {
         out.headers
     );
     assert_refused(&gw, &alice, "replayed after logout", &mut probes).await;
-    assert_no_container_saw(&gw, &probes, &control);
+    gw.assert_no_container_saw(&probes, &control);
     assert_eq!(gw.docker_containers().len(), 1, "only alice's container");
 }
 
@@ -289,7 +236,7 @@ async fn a_session_cookie_is_refused_once_its_short_ttl_has_passed() {
     tokio::time::sleep(Duration::from_secs(wait)).await;
     let mut probes = Vec::new();
     assert_refused(&gw, &alice, "expired", &mut probes).await;
-    assert_no_container_saw(&gw, &probes, &control);
+    gw.assert_no_container_saw(&probes, &control);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +247,7 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
     let a = get(&gw, &alice, &control, &[]).await;
     let b = get(&gw, &bob, "/headers", &[]).await;
     assert_eq!((a.status, b.status), (200, 200), "{a:?}\n{b:?}");
-    let (home, bobs) = (hostname(&a), hostname(&b));
+    let (home, bobs) = (a.hostname(), b.hostname());
     assert_ne!(home, bobs, "one user per container");
     let bob_id = gw
         .docker_containers()
@@ -339,7 +286,7 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
             )
             .await;
             assert_eq!(
-                (r.status, hostname(&r)),
+                (r.status, r.hostname()),
                 (200, home.clone()),
                 "{flag} Host {host}"
             );
@@ -400,7 +347,7 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
         ],
     )
     .await;
-    assert_eq!((r.status, hostname(&r)), (200, home.clone()), "{r:?}");
+    assert_eq!((r.status, r.hostname()), (200, home.clone()), "{r:?}");
     // The container is told the host that chose it, not the client's other `Host`.
     let own = format!("{image}.localhost:{port}");
     assert_eq!(seen(&r.body, "host"), [own.as_str()], "{}", r.body);
@@ -445,9 +392,9 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
         ],
     )
     .await;
-    assert_eq!(hostname(&spoofed), home, "{spoofed:?}");
+    assert_eq!(spoofed.hostname(), home, "{spoofed:?}");
     assert_eq!(
-        orca_lines(&spoofed.body),
+        orca_headers(&spoofed.body),
         ["x-orca-groups: ", "x-orca-user: alice"],
         "{}",
         spoofed.body
@@ -493,9 +440,9 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
     let alice_other = at_other(alice.clone()).await;
     assert_eq!(alice_other.status, 200, "{alice_other:?}");
     assert_eq!(seen(&alice_other.body, "x-orca-user"), ["alice"]);
-    let there = hostname(&alice_other);
+    let there = alice_other.hostname();
     assert!(
-        ![home.as_str(), bobs.as_str(), hostname(&bob_other).as_str()].contains(&there.as_str())
+        ![home.as_str(), bobs.as_str(), bob_other.hostname().as_str()].contains(&there.as_str())
     );
 
     // A session restricted to the first image is refused at the second.
@@ -503,12 +450,12 @@ async fn alice_never_reaches_bobs_container_by_host_cookie_or_header() {
     only_first["images"] = serde_json::json!([image]);
     let only_first = seal(&only_first, KEY);
     let r = get(&gw, &only_first, "/headers", &[]).await;
-    assert_eq!((r.status, hostname(&r)), (200, home.clone()), "{r:?}");
+    assert_eq!((r.status, r.hostname()), (200, home.clone()), "{r:?}");
     let r = at_other(only_first).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert!(r.line("hostname").is_none(), "{r:?}");
 
-    assert_no_container_saw(&gw, &probes, &control);
+    gw.assert_no_container_saw(&probes, &control);
     // bob's container never saw a request of alice's.
     let bobs_log = docker(&["logs", &bob_id]).unwrap();
     assert!(!bobs_log.contains(&control), "{bobs_log}");
@@ -580,7 +527,7 @@ async fn client_sent_x_orca_headers_never_reach_a_container() {
         let r = get(&gw, &alice, "/headers", &args).await;
         assert_eq!(r.status, 200, "{proto}: {r:?}");
         assert!(r.headers.starts_with(proto), "{proto}: {}", r.headers);
-        assert_eq!(orca_lines(&r.body), want, "{proto}: {}", r.body);
+        assert_eq!(orca_headers(&r.body), want, "{proto}: {}", r.body);
     }
 
     // The plain listener behind a trusted balancer strips them too.
@@ -589,7 +536,7 @@ async fn client_sent_x_orca_headers_never_reach_a_container() {
     args.extend_from_slice(&forged);
     let r = gw.curl_plain(&gw.image, "/headers", &args).await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(orca_lines(&r.body), want, "{}", r.body);
+    assert_eq!(orca_headers(&r.body), want, "{}", r.body);
 
     // A WebSocket handshake: the app reports the headers it got as the first message.
     let host = format!("{}.localhost", gw.image);
@@ -606,7 +553,7 @@ async fn client_sent_x_orca_headers_never_reach_a_container() {
         .into_text()
         .unwrap()
         .to_string();
-    assert_eq!(orca_lines(&first), want, "{first}");
+    assert_eq!(orca_headers(&first), want, "{first}");
     assert!(
         !first.contains(&alice),
         "the session cookie leaked: {first}"
@@ -618,114 +565,4 @@ async fn client_sent_x_orca_headers_never_reach_a_container() {
         .unwrap()
         .to_string();
     assert_eq!(echo, "still echoing");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_plugin_reads_and_connects_only_inside_its_grant_while_others_are_served() {
-    let files = tempfile::tempdir().unwrap();
-    std::fs::write(files.path().join("granted.txt"), "yes").unwrap();
-    let granted = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let granted_addr = granted.local_addr().unwrap().to_string();
-    // Listening, so a connection would succeed if the sandbox let it out.
-    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    other.set_nonblocking(true).unwrap();
-    let other_addr = other.local_addr().unwrap().to_string();
-    let secret = files.path().parent().unwrap().join(unique_name("secret"));
-    std::fs::write(&secret, "top secret").unwrap();
-
-    let wasm = plugins::rust_plugin("orca-fixture-hostile").expect("fixture builds");
-    let mut hostile = identity::resolver("hostile", PluginSource::Path(wasm), &[("mode", "ok")]);
-    hostile.connect = vec![granted_addr.clone()];
-    hostile.files = Some(files.path().to_path_buf());
-    let gw = app_gateway_with(&[("orca.users.concurrent", "1")], vec![hostile]).await;
-    let as_mode = |mode: &str, key: &str, value: &str| {
-        [
-            "-H".to_string(),
-            format!("x-mode: {mode}"),
-            "-H".to_string(),
-            format!("{key}: {value}"),
-        ]
-    };
-    let request = |args: Vec<String>, path: String| {
-        let gw = &gw;
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            gw.curl(&gw.image, &path, &args).await
-        }
-    };
-
-    let control = probe();
-    let alice = request(vec!["-H".into(), "x-user: alice".into()], control.clone()).await;
-    assert_eq!(alice.status, 200, "{alice:?}");
-    let home = hostname(&alice);
-
-    // Inside the grant the fixture works through the gateway: its checks can succeed.
-    let inside = request(
-        as_mode("file", "x-path", "/files/granted.txt").to_vec(),
-        "/headers".into(),
-    )
-    .await;
-    assert_eq!(
-        seen(&inside.body, "x-orca-user"),
-        ["file-read"],
-        "{inside:?}"
-    );
-    let socket = request(
-        as_mode("socket", "x-target", &granted_addr).to_vec(),
-        "/headers".into(),
-    )
-    .await;
-    assert_eq!(
-        seen(&socket.body, "x-orca-user"),
-        ["socket-opened"],
-        "{socket:?}"
-    );
-
-    // Outside it: refused inside the plugin, no identity, no container; alice's requests,
-    // sent at the same time, are answered from her container.
-    let mut probes = Vec::new();
-    let outside = [
-        as_mode("file", "x-path", "/etc/passwd"),
-        as_mode("file", "x-path", &secret.display().to_string()),
-        as_mode("file", "x-path", "/files/../etc/passwd"),
-        as_mode("write", "x-path", "/files/granted.txt"),
-        as_mode("socket", "x-target", &other_addr),
-        as_mode("socket", "x-target", "127.0.0.1:22"),
-    ];
-    for args in outside {
-        let p = probe();
-        let what = args.join(" ");
-        let (refused, served) = tokio::join!(
-            request(args.to_vec(), p.clone()),
-            request(vec!["-H".into(), "x-user: alice".into()], "/headers".into())
-        );
-        assert_eq!(refused.status, 403, "{what}: {refused:?}");
-        assert!(refused.line("hostname").is_none(), "{what}: {refused:?}");
-        assert_eq!(
-            (served.status, hostname(&served)),
-            (200, home.clone()),
-            "{what}: {served:?}"
-        );
-        probes.push(p);
-    }
-    assert!(
-        other.accept().is_err(),
-        "the plugin reached a peer outside `connect`"
-    );
-    assert_eq!(
-        std::fs::read_to_string(files.path().join("granted.txt")).unwrap(),
-        "yes"
-    );
-    assert_no_container_saw(&gw, &probes, &control);
-    // Only the identities the grant allowed ever reached the scheduler.
-    let mut users: Vec<String> = gw
-        .scheduler
-        .status()
-        .containers
-        .iter()
-        .flat_map(|c| c.users.iter().map(|u| u.user.clone()))
-        .collect();
-    users.sort();
-    assert_eq!(users, ["alice", "file-read", "socket-opened"]);
-    drop(granted);
 }
