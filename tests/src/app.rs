@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 
 use crate::plugins::repo_root;
-use crate::{build_image_with, target_dir};
+use crate::{build_image_with, target_dir, unique_name};
 
 /// The target the app is built for; naming it explicitly keeps `RUSTFLAGS` off build scripts
 /// and proc macros, which must stay dynamic to run on the host.
@@ -56,6 +56,33 @@ pub fn app_binary() -> anyhow::Result<PathBuf> {
 pub fn app_image(tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
     let binary = app_binary()?;
     build_image_with("app", tag, extra_labels, &[("orca-test-app", &binary)])
+}
+
+/// A `/headers` path no other request uses: the app logs every request line, so the
+/// containers' logs tell whether this one arrived ([`crate::gateway::Gateway::assert_no_container_saw`]).
+pub fn probe() -> String {
+    format!("/headers?probe={}", unique_name("p"))
+}
+
+/// The values of header `name` (lower case) in the app's `/headers` answer `body`.
+pub fn seen(body: &str, name: &str) -> Vec<String> {
+    let prefix = format!("{name}: ");
+    body.lines()
+        .skip(1) // the hostname line
+        .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+/// The `x-orca-*` lines of the app's `/headers` answer `body`, sorted.
+pub fn orca_headers(body: &str) -> Vec<String> {
+    let mut lines: Vec<String> = body
+        .lines()
+        .skip(1)
+        .filter(|l| l.starts_with("x-orca-"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
 }
 
 /// A `FROM scratch` image has no loader or libc: the binary must need neither.

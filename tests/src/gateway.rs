@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use orca::config::{PluginSource, SchedulerConfig};
+use orca::config::{PluginSource, ResolverConfig, SchedulerConfig};
 use orca::front::Front;
 use orca::identity::Identities;
 use orca::images::ReadyCheck;
@@ -97,6 +97,13 @@ impl Reply {
             .lines()
             .find_map(|l| l.strip_prefix(&format!("{name}: ")))
     }
+
+    /// The `hostname:` line (the container's short id): which container answered.
+    pub fn hostname(&self) -> String {
+        self.line("hostname")
+            .unwrap_or_else(|| panic!("no hostname in the answer: {self:?}"))
+            .to_string()
+    }
 }
 
 /// A gateway serving the test image built from `tests/images/<dir>`, with extra labels. Its
@@ -107,45 +114,69 @@ pub async fn gateway_of(dir: &str, labels: &[(&str, &str)]) -> Gateway {
     let mut all = vec![("orca.name", image.as_str())];
     all.extend_from_slice(labels);
     build_image(dir, &format!("{image}:latest"), &all).expect("the test image builds");
-    start(image).await
+    start(image, &default_resolvers()).await
 }
 
 /// The same gateway serving the test app of `tests/app` (see `tests/images/app`).
 pub async fn app_gateway(labels: &[(&str, &str)]) -> Gateway {
+    app_gateway_with(labels, default_resolvers()).await
+}
+
+/// The gateway of [`app_gateway`] with the test's own resolvers, in order.
+pub async fn app_gateway_with(labels: &[(&str, &str)], resolvers: Vec<ResolverConfig>) -> Gateway {
     let image = unique_name("app");
     let mut all = vec![("orca.name", image.as_str())];
     all.extend_from_slice(labels);
     app_image(&format!("{image}:latest"), &all).expect("the test app image builds");
-    start(image).await
+    start(image, &resolvers).await
 }
 
-async fn start(image: String) -> Gateway {
-    let instance = unique_name("https");
-    let state = tempfile::tempdir().expect("tempdir");
-
+/// The resolvers of [`gateway_of`] and [`app_gateway`]: session cookies, the `x-user` header,
+/// and the password fixture knowing [`USER`].
+pub fn default_resolvers() -> Vec<ResolverConfig> {
     let header = plugins::sdk_example().expect("the SDK example builds");
-    let passwords = plugins::rust_plugin("orca-fixture-passwords").expect("fixture builds");
-    let user_key = format!("user:{USER}");
-    let groups_key = format!("groups:{USER}");
-    let resolvers = [
-        identity::resolver("sessions", PluginSource::Bundled("cookie".into()), &[]),
+    vec![
+        cookie_resolver(&[]),
         identity::resolver(
             "header",
             PluginSource::Path(header),
             &[("header", "x-user")],
         ),
-        identity::resolver(
-            "passwords",
-            PluginSource::Path(passwords),
-            &[
-                (user_key.as_str(), PASSWORD),
-                (groups_key.as_str(), "admins"),
-            ],
-        ),
-    ];
+        password_resolver(&[(USER, PASSWORD, "admins")]),
+    ]
+}
+
+/// `bundled:cookie` named `sessions`, with `settings`.
+pub fn cookie_resolver(settings: &[(&str, &str)]) -> ResolverConfig {
+    identity::resolver("sessions", PluginSource::Bundled("cookie".into()), settings)
+}
+
+/// The password fixture named `passwords`, knowing each (user, password, comma-separated
+/// groups) of `users`.
+pub fn password_resolver(users: &[(&str, &str, &str)]) -> ResolverConfig {
+    let passwords = plugins::rust_plugin("orca-fixture-passwords").expect("fixture builds");
+    let settings: Vec<(String, String)> = users
+        .iter()
+        .flat_map(|(user, password, groups)| {
+            [
+                (format!("user:{user}"), password.to_string()),
+                (format!("groups:{user}"), groups.to_string()),
+            ]
+        })
+        .collect();
+    let settings: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    identity::resolver("passwords", PluginSource::Path(passwords), &settings)
+}
+
+async fn start(image: String, resolvers: &[ResolverConfig]) -> Gateway {
+    let instance = unique_name("https");
+    let state = tempfile::tempdir().expect("tempdir");
     let metrics = Metrics::new();
     let identities = Arc::new(
-        Identities::load(&resolvers, state.path(), metrics.clone())
+        Identities::load(resolvers, state.path(), metrics.clone())
             .await
             .expect("resolvers load"),
     );
@@ -269,6 +300,27 @@ impl Gateway {
     /// Ids of this gateway's containers (running or not), as Docker lists them.
     pub fn docker_containers(&self) -> Vec<String> {
         container_ids_with_label(&format!("orca.gateway.instance={}", self._cleanup.0))
+    }
+
+    /// Fails when any of this gateway's containers logged one of `probes` (paths from
+    /// [`crate::app::probe`]), and, to prove the logs are read at all, unless one logged
+    /// `arrived`. For the test app, which logs every request line.
+    pub fn assert_no_container_saw(&self, probes: &[String], arrived: &str) {
+        let logs: String = self
+            .docker_containers()
+            .iter()
+            .map(|id| crate::docker(&["logs", id]).unwrap_or_default())
+            .collect();
+        assert!(
+            logs.contains(arrived),
+            "the control request {arrived} is not in the containers' logs:\n{logs}"
+        );
+        for p in probes {
+            assert!(
+                !logs.contains(p.as_str()),
+                "a container saw the refused {p}:\n{logs}"
+            );
+        }
     }
 
     /// The same over plain HTTP to [`Gateway::plain_port`].

@@ -292,3 +292,19 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A russh client handler that accepts any host key (the test's own gateway): for what the
+/// OpenSSH client will not send, such as signals or control characters in a login name.
+#[derive(Debug)]
+pub struct Trusting;
+
+impl russh::client::Handler for Trusting {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        _key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}

@@ -13,21 +13,33 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderName;
 
 /// A TLS connection to 127.0.0.1:`port` for `host`, trusting only the CA in the PEM file `ca`,
 /// offering no ALPN, so HTTP/1.1 (upgrades are an HTTP/1.1 affair).
 pub async fn connect_trusting(ca: &Path, port: u16, host: &str) -> TlsStream<TcpStream> {
+    connect_with_alpn(ca, port, host, &[]).await
+}
+
+/// [`connect_trusting`] offering the ALPN protocols `alpn` (`b"h2"` for HTTP/2).
+pub async fn connect_with_alpn(
+    ca: &Path,
+    port: u16,
+    host: &str,
+    alpn: &[&[u8]],
+) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(ca).expect("the CA file"))
         .expect("a valid CA");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("ring supports the default versions")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("the gateway accepts");
@@ -44,15 +56,28 @@ pub async fn websocket(
     tls: TlsStream<TcpStream>,
     host: &str,
     port: u16,
-    headers: &[(&'static str, &str)],
+    headers: &[(&str, &str)],
 ) -> WebSocketStream<TlsStream<TcpStream>> {
-    let mut request = format!("wss://{host}:{port}/ws")
+    websocket_at(tls, host, port, "/ws", headers).await
+}
+
+/// A WebSocket to `wss://<host>:<port><path>` over `tls`, with `headers` added to the
+/// handshake request (a name given twice is sent twice).
+pub async fn websocket_at(
+    tls: TlsStream<TcpStream>,
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> WebSocketStream<TlsStream<TcpStream>> {
+    let mut request = format!("wss://{host}:{port}{path}")
         .into_client_request()
         .expect("a WebSocket URL");
     for (name, value) in headers {
-        request
-            .headers_mut()
-            .insert(*name, value.parse().expect("a header value"));
+        request.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+            value.parse().expect("a header value"),
+        );
     }
     let (ws, response) = tokio::time::timeout(
         Duration::from_secs(60),

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use orca_tests::ssh::{SshGateway, SshOptions, keygen, run, text};
+use orca_tests::ssh::{SshGateway, SshOptions, Trusting, keygen, run, text};
 use orca_tests::{build_image, unique_name, wait_for};
 use sha2::{Digest, Sha256};
 
@@ -504,20 +504,6 @@ async fn ldap_keys_and_passwords_log_users_into_their_containers() {
         .ssh(&alice_key, &format!("bob+{shell}"), "true", b"")
         .await;
     assert!(stderr(&out).contains("Permission denied"), "{}", text(&out));
-}
-
-/// A client that accepts any host key (the test's own gateway).
-struct Trusting;
-
-impl russh::client::Handler for Trusting {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        _key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
 }
 
 /// A russh client logged in to `gw` as `login` with alice's key.

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::pki_types::pem::PemObject;
@@ -31,6 +32,14 @@ const SELF_SIGNED_KEY: &str = "self-signed.key";
 /// How many issued leaves are kept; SNI names are chosen by clients, so the cache is bounded
 /// and simply starts over when full.
 const ISSUED_CACHE: usize = 1024;
+/// How long an issued leaf is valid: under the 398 days browsers accept for a server
+/// certificate (CA/Browser Forum), which `testssl.sh` rates HIGH when exceeded.
+const LEAF_VALIDITY: time::Duration = time::Duration::days(397);
+/// A leaf is issued again once this old, long before it expires, so a gateway running for years
+/// never presents an expired one.
+const LEAF_RENEWAL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How far back a leaf's validity starts, for clients whose clocks run a little behind.
+const LEAF_BACKDATE: time::Duration = time::Duration::hours(1);
 
 /// Why certificates could not be loaded or generated.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +119,10 @@ struct Authority {
     domain: String,
     ca: CertificateDer<'static>,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    issued: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    /// The names of the leaf served without SNI, for the bare domain, or outside the domain.
+    default_names: Vec<String>,
+    /// Leaves by SNI name (the default leaf under ""), with when each was issued.
+    issued: Mutex<HashMap<String, (SystemTime, Arc<CertifiedKey>)>>,
 }
 
 impl Certificates {
@@ -238,10 +250,11 @@ impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let set = self.current();
         let sni = hello.server_name().map(str::to_ascii_lowercase);
-        if let (Some(name), Some(authority)) = (&sni, &set.authority)
-            && let Some(key) = authority.leaf_for(name)
-        {
-            return Some(key);
+        if let Some(authority) = &set.authority {
+            let leaf = sni.as_deref().and_then(|name| authority.leaf_for(name));
+            if let Some(key) = leaf.or_else(|| authority.default_leaf()) {
+                return Some(key);
+            }
         }
         set.select(sni.as_deref())
     }
@@ -257,6 +270,9 @@ pub fn server_config(certificates: &Certificates) -> Arc<rustls::ServerConfig> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(certificates.clone()));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order of cipher suites (the provider's, strongest first), not whatever a
+    // client lists first: a client preferring a weaker suite must not get it.
+    config.ignore_client_order = true;
     Arc::new(config)
 }
 
@@ -367,16 +383,17 @@ impl Authority {
         ca: CertificateDer<'static>,
         key: rcgen::KeyPair,
     ) -> Result<CertSet, rcgen::Error> {
-        let authority = Authority {
-            domain: domain.to_string(),
-            ca,
-            issuer: rcgen::Issuer::new(authority_params(domain)?, key),
-            issued: Mutex::new(HashMap::new()),
-        };
         let mut names = vec![domain.to_string(), format!("*.{domain}")];
         if domain == "localhost" {
             names.extend(["127.0.0.1".to_string(), "::1".to_string()]);
         }
+        let authority = Authority {
+            domain: domain.to_string(),
+            ca,
+            issuer: rcgen::Issuer::new(authority_params(domain)?, key),
+            default_names: names.clone(),
+            issued: Mutex::new(HashMap::new()),
+        };
         let default = authority.issue(names.clone())?;
         Ok(CertSet {
             entries: vec![Entry {
@@ -387,28 +404,42 @@ impl Authority {
         })
     }
 
-    /// A leaf for exactly `name` when it lies under the domain, issued once and cached.
+    /// A leaf for exactly `name` when it lies under the domain, issued once and cached until
+    /// it is due for renewal.
     fn leaf_for(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         let under = name.strip_suffix(&self.domain)?.strip_suffix('.')?;
         if under.is_empty() {
             return None;
         }
+        self.cached(name, || vec![name.to_string()])
+    }
+
+    /// The leaf for the bare domain, for handshakes without SNI and for names outside the
+    /// domain, renewed like the others.
+    fn default_leaf(&self) -> Option<Arc<CertifiedKey>> {
+        self.cached("", || self.default_names.clone())
+    }
+
+    fn cached(&self, key: &str, names: impl FnOnce() -> Vec<String>) -> Option<Arc<CertifiedKey>> {
         let mut issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(key) = issued.get(name) {
-            return Some(key.clone());
+        if let Some((at, leaf)) = issued.get(key)
+            && at.elapsed().is_ok_and(|age| age < LEAF_RENEWAL)
+        {
+            return Some(leaf.clone());
         }
-        let key = match self.issue(vec![name.to_string()]) {
-            Ok(key) => key,
+        let names = names();
+        let leaf = match self.issue(names.clone()) {
+            Ok(leaf) => leaf,
             Err(error) => {
-                tracing::warn!(name, %error, "cannot issue a certificate for this name");
+                tracing::warn!(?names, %error, "cannot issue a certificate for these names");
                 return None;
             }
         };
         if issued.len() >= ISSUED_CACHE {
             issued.clear();
         }
-        issued.insert(name.to_string(), key.clone());
-        Some(key)
+        issued.insert(key.to_string(), (SystemTime::now(), leaf.clone()));
+        Some(leaf)
     }
 
     fn issue(&self, names: Vec<String>) -> Result<Arc<CertifiedKey>, rcgen::Error> {
@@ -421,6 +452,9 @@ impl Authority {
         }
         params.use_authority_key_identifier_extension = true;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - LEAF_BACKDATE;
+        params.not_after = now + LEAF_VALIDITY;
         let cert = params.signed_by(&key, &self.issuer)?;
         let der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|_| {
             rcgen::Error::CouldNotParseKeyPair // rcgen's own key always converts
@@ -557,6 +591,33 @@ mod tests {
         assert!(authority.leaf_for("localhost").is_none());
         assert!(authority.leaf_for("evil.example").is_none());
         assert!(authority.leaf_for("xlocalhost").is_none());
+    }
+
+    #[test]
+    fn leaves_are_renewed_long_before_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = self_signed("localhost", dir.path());
+        let set = certs.current();
+        let authority = set.authority.as_ref().unwrap();
+        let default = authority.default_leaf().unwrap();
+        assert_eq!(
+            san::dns_names(default.end_entity_cert().unwrap()),
+            ["localhost", "*.localhost"]
+        );
+        let leaf = authority.leaf_for("demo.localhost").unwrap();
+        // Age both cached leaves past the renewal time: the next handshake gets fresh ones.
+        let old = SystemTime::now() - LEAF_RENEWAL - Duration::from_secs(1);
+        for (at, _) in authority.issued.lock().unwrap().values_mut() {
+            *at = old;
+        }
+        let renewed = authority.leaf_for("demo.localhost").unwrap();
+        assert!(!Arc::ptr_eq(&leaf, &renewed));
+        assert!(!Arc::ptr_eq(&default, &authority.default_leaf().unwrap()));
+        assert!(Arc::ptr_eq(
+            &renewed,
+            &authority.leaf_for("demo.localhost").unwrap()
+        ));
+        assert!(LEAF_VALIDITY.whole_days() < 398 && LEAF_RENEWAL.as_secs() < 60 * 24 * 3600);
     }
 
     fn entry(names: &[&str]) -> Entry {

@@ -17,6 +17,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The protocol a request asks to switch to, when it is a valid HTTP/1.1 upgrade request: an
 /// `Upgrade` header and the `upgrade` token in `Connection` (without the token a proxy must
@@ -33,7 +34,7 @@ pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Rewrites a client's request headers for the container.
 ///
-/// `host` is the host the client addressed (its `Host` header, or the HTTP/2 `:authority`);
+/// `host` is the host the front routed on (the request's authority, else its `Host` header);
 /// `upgrade` is the protocol to keep asking for when the request is an upgrade.
 pub(super) fn rewrite_request(
     headers: &mut HeaderMap,
@@ -51,6 +52,13 @@ pub(super) fn rewrite_request(
     strip_hop_by_hop(headers);
     remove_prefixed(headers, ORCA_PREFIX);
     strip_cookies(headers, fwd.strip_cookies);
+    if !fwd.trust_forwarded {
+        // `Forwarded` (RFC 7239) and nginx's `X-Real-IP` make the same claims as the
+        // `X-Forwarded-*` set below, and many apps believe them first: from a client they are
+        // forged. Only a trusted balancer's are passed on.
+        headers.remove(header::FORWARDED);
+        headers.remove(X_REAL_IP);
+    }
 
     headers.insert(header::HOST, host);
     if let Some(protocol) = upgrade {
@@ -302,6 +310,30 @@ mod tests {
         let mut untrusted = map(&original);
         rewrite_request(&mut untrusted, &fwd(false), host, None).unwrap();
         assert_eq!(all(&untrusted, "x-forwarded-for"), ["10.0.0.7"]);
+    }
+
+    #[test]
+    fn a_clients_forwarded_and_x_real_ip_are_dropped_a_balancers_kept() {
+        let claims = [
+            (
+                "forwarded",
+                "for=198.51.100.9;host=other.example;proto=http",
+            ),
+            ("x-real-ip", "198.51.100.9"),
+        ];
+        let host = HeaderValue::from_static("h");
+
+        let mut client = map(&claims);
+        rewrite_request(&mut client, &fwd(false), host.clone(), None).unwrap();
+        assert!(!client.contains_key("forwarded") && !client.contains_key("x-real-ip"));
+
+        let mut balancer = map(&claims);
+        rewrite_request(&mut balancer, &fwd(true), host, None).unwrap();
+        assert_eq!(
+            all(&balancer, "forwarded"),
+            ["for=198.51.100.9;host=other.example;proto=http"]
+        );
+        assert_eq!(all(&balancer, "x-real-ip"), ["198.51.100.9"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use tokio_util::sync::CancellationToken;
 
@@ -126,7 +126,8 @@ pub struct Forwarded<'a> {
     pub client: &'a HeaderValue,
     /// `"https"` or `"http"`: the scheme the client used, sent as `X-Forwarded-Proto`.
     pub proto: &'static str,
-    /// The host the client addressed, sent as `X-Forwarded-Host`.
+    /// The host the front routed on (the request's authority, else its `Host`), sent as
+    /// `Host` and `X-Forwarded-Host`.
     pub host: &'a str,
     /// Orca's own cookie names, removed from the `Cookie` header.
     pub strip_cookies: &'a [String],
@@ -196,7 +197,7 @@ impl Proxy {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let host = original_host(&parts, fwd)?;
+        let host = routed_host(fwd)?;
         parts.uri = origin_form(std::mem::take(&mut parts.uri));
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
@@ -300,20 +301,14 @@ impl Proxy {
     }
 }
 
-/// The host the client addressed: its `Host` header, else the HTTP/2 `:authority` (which hyper
-/// puts in the URI), else what the caller routed on.
-fn original_host(
-    parts: &hyper::http::request::Parts,
-    fwd: &Forwarded<'_>,
-) -> Result<HeaderValue, ProxyError> {
-    if let Some(host) = parts.headers.get(header::HOST) {
-        return Ok(host.clone());
-    }
-    let authority = parts.uri.authority().map(|a| a.as_str());
-    let host = authority.unwrap_or(fwd.host);
-    HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidHeader {
+/// The `Host` the container gets: the host the front routed on, which is the request's
+/// authority (HTTP/2 `:authority`, or an absolute-form target) before its `Host` header (RFC
+/// 9112 §3.2.2, RFC 9113 §8.3.1). A client sending a different `Host` beside it must not make
+/// the container believe it was asked for another host than the one that chose it.
+fn routed_host(fwd: &Forwarded<'_>) -> Result<HeaderValue, ProxyError> {
+    HeaderValue::from_str(fwd.host).map_err(|_| ProxyError::InvalidHeader {
         name: "Host",
-        value: host.escape_debug().to_string(),
+        value: fwd.host.escape_debug().to_string(),
     })
 }
 

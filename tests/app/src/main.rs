@@ -7,7 +7,13 @@
 //! - `POST /upload`: reads the body (length-delimited or chunked) and answers `bytes: N` and
 //!   `sha256: <hex>` of what arrived.
 //! - `GET /download?bytes=N`: N bytes of [`pattern`], written from one reused buffer.
-//! - `GET /ws`: a WebSocket that echoes every text and binary message.
+//! - `GET /headers`: `hostname: …`, then every request header as `name: value` (names in
+//!   lower case), so a test sees what the gateway let through.
+//! - `GET /ws`: a WebSocket that echoes every text and binary message; `GET /ws/headers` the
+//!   same, after a first text message holding what `/headers` would answer for its handshake.
+//!
+//! Every request line is also written to stdout (`request: METHOD TARGET`), so `docker logs`
+//! tells whether a request reached this container at all.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -92,10 +98,17 @@ fn serve(stream: TcpStream) -> io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(head) = read_head(&mut reader)? {
+        println!("request: {} {}", head.method, head.target);
         let close = head.has_token("connection", "close");
         match (head.method.as_str(), head.path()) {
             ("GET", "/ws") if head.has_token("upgrade", "websocket") => {
-                return websocket(reader, out, &head);
+                return websocket(reader, out, &head, None);
+            }
+            ("GET", "/ws/headers") if head.has_token("upgrade", "websocket") => {
+                return websocket(reader, out, &head, Some(seen(&head)));
+            }
+            ("GET", "/headers") => {
+                respond(&mut out, "200 OK", "text/plain", seen(&head).as_bytes())?;
             }
             ("GET", "/") => {
                 let text = format!(
@@ -251,8 +264,23 @@ fn respond(out: &mut TcpStream, status: &str, kind: &str, body: &[u8]) -> io::Re
     out.flush()
 }
 
-/// Answers the WebSocket handshake, then echoes messages until the client closes.
-fn websocket(reader: BufReader<TcpStream>, mut out: TcpStream, head: &Head) -> io::Result<()> {
+/// The container's hostname and the request's headers, one `name: value` a line.
+fn seen(head: &Head) -> String {
+    let mut text = format!("hostname: {}\n", hostname());
+    for (name, value) in &head.headers {
+        text.push_str(&format!("{}: {value}\n", name.to_ascii_lowercase()));
+    }
+    text
+}
+
+/// Answers the WebSocket handshake, sends `first` (if any) as a text message, then echoes
+/// messages until the client closes.
+fn websocket(
+    reader: BufReader<TcpStream>,
+    mut out: TcpStream,
+    head: &Head,
+    first: Option<String>,
+) -> io::Result<()> {
     let Some(key) = head.header("sec-websocket-key") else {
         return respond(&mut out, "400 Bad Request", "text/plain", b"no key\n");
     };
@@ -273,6 +301,9 @@ fn websocket(reader: BufReader<TcpStream>, mut out: TcpStream, head: &Head) -> i
         Role::Server,
         Some(WebSocketConfig::default()),
     );
+    if let Some(text) = first {
+        ws.send(Message::text(text)).map_err(to_io)?;
+    }
     loop {
         match ws.read() {
             Ok(msg @ (Message::Text(_) | Message::Binary(_))) => ws.send(msg).map_err(to_io)?,
