@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::gateway::Cleanup;
 use crate::plugins::repo_root;
@@ -546,12 +546,14 @@ impl Orca {
     }
 }
 
-/// An OpenSSH client running `cat` in the container, its stdin and stdout kept open.
+/// An OpenSSH client running `cat` in the container, its stdin and stdout kept open, its
+/// stderr (where the gateway's last words go) kept for [`SshSession::ended`].
 #[derive(Debug)]
 pub struct SshSession {
     stdin: tokio::process::ChildStdin,
     stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
-    _child: tokio::process::Child,
+    stderr: tokio::process::ChildStderr,
+    child: tokio::process::Child,
 }
 
 impl SshSession {
@@ -561,14 +563,26 @@ impl SshSession {
         cmd.arg("cat")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = cmd.spawn().expect("ssh runs");
         Self {
             stdin: child.stdin.take().expect("piped stdin"),
             stdout: tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")),
-            _child: child,
+            stderr: child.stderr.take().expect("piped stderr"),
+            child,
         }
+    }
+
+    /// After the session ended: the client's exit status and everything on its stderr.
+    pub async fn ended(mut self) -> (Option<i32>, String) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the client exits once its session ended")
+            .expect("wait for the ssh client");
+        let mut said = String::new();
+        let _ = self.stderr.read_to_string(&mut said).await;
+        (status.code(), said)
     }
 
     /// Sends `line` and reads back what `cat` echoes; empty once the session has ended.

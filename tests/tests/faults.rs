@@ -99,6 +99,13 @@ async fn a_container_killed_from_outside_cuts_its_users_and_the_next_request_get
     .await;
     assert!(closed.is_ok(), "the WebSocket is still open after the kill");
     assert_eq!(session.echo("after").await, "", "the SSH session ends");
+    // The SSH user is told how: their shell's own status, killed (128 + SIGKILL), or, when the
+    // engine's event wins the race, the gateway's "session ended" line and 254.
+    let (status, said) = session.ended().await;
+    assert!(
+        status == Some(137) || (status == Some(254) && said.contains("your session ended")),
+        "{status:?}: {said}"
+    );
 
     // The next request, and the next login, get new containers.
     let (code, body) = wait_for("a new web container", HANG, || async {
