@@ -230,7 +230,11 @@ impl Front {
                     .await
             }
             Route::Foreign => Err(FrontError::Foreign(host)),
-        }?;
+        }
+        // The caller's cookie goes on error pages too: an anonymous visitor told "still
+        // starting" (503) must come back as the same user, or each retry is a new user with a
+        // container launch of their own.
+        .unwrap_or_else(|e| rescue(&e));
         if let Some(cookie) = caller.set_cookie
             && let Ok(v) = HeaderValue::from_str(&cookie)
         {
