@@ -140,11 +140,12 @@ async fn a_container_killed_from_outside_cuts_its_users_and_the_next_request_get
 /// A running gateway (`--cleanup-on-exit`) whose engine is reached through a create-fault
 /// proxy, and a web image of one user per container, so every user needs a create of their
 /// own.
-async fn through_proxy() -> (DockerProxy, String, Orca) {
+/// `tail` is added to the configuration.
+async fn through_proxy(tail: &str) -> (DockerProxy, String, Orca) {
     let proxy = DockerProxy::start().expect("the proxy listens");
     let web = web_image_on(None, &unique_name("web"), &[("orca.users.concurrent", "1")]);
     let mut orca = Orca::configure(&ServeOptions {
-        tail: format!("[docker]\nhost = \"{}\"\n", proxy.host),
+        tail: format!("[docker]\nhost = \"{}\"\n{tail}", proxy.host),
         ..ServeOptions::default()
     })
     .expect("config");
@@ -168,9 +169,24 @@ async fn users_at_once(orca: &Orca, image: &str, count: usize) -> Vec<(u16, Stri
     .await
 }
 
+/// Asks `image` for `/` as the user of `jar` until it answers 200; every other answer on the
+/// way must be a 503 (still starting, or backing off).
+async fn served(orca: &Orca, image: &str, jar: &Path) {
+    wait_for("the user to be served", HANG, || async {
+        let (code, body) = orca
+            .https_get(image, "/", jar, &[])
+            .await
+            .expect("curl answers");
+        assert!(code == 200 || code == 503, "{code}: {body}");
+        (code == 200).then_some(())
+    })
+    .await
+    .expect("served in time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_refusing_creates_gives_clear_errors_no_pile_up_and_recovery() {
-    let (proxy, web, mut orca) = through_proxy().await;
+    let (proxy, web, mut orca) = through_proxy("").await;
 
     // Docker fails every create, as a full thin pool does.
     let said = "devmapper: Thin Pool has 0 free data blocks";
@@ -197,16 +213,10 @@ async fn docker_refusing_creates_gives_clear_errors_no_pile_up_and_recovery() {
     assert!(body.contains(said) && body.contains("retry in"), "{body}");
     assert_eq!(proxy.creates(), creates);
 
-    // Docker recovers: after the back-off the next user gets a container, then everyone.
+    // Docker recovers: the same user asks again, is told 503 until the back-off passes, then
+    // gets a container; then everyone does.
     proxy.set(CreateFault::Pass);
-    let (code, body) = wait_for("a container once Docker recovers", HANG, || async {
-        let jar = orca.scratch.join(unique_name("jar"));
-        let (code, body) = orca.https_get(&web, "/", &jar, &[]).await.ok()?;
-        (code == 200).then_some((code, body))
-    })
-    .await
-    .unwrap();
-    assert_eq!(code, 200, "{body}");
+    served(&orca, &web, &orca.scratch.join("late")).await;
     for (code, body) in users_at_once(&orca, &web, 3).await {
         assert_eq!(code, 200, "{body}");
     }
@@ -215,7 +225,8 @@ async fn docker_refusing_creates_gives_clear_errors_no_pile_up_and_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_resetting_or_slowing_creates_gives_clear_errors_and_no_leak() {
-    let (proxy, web, mut orca) = through_proxy().await;
+    // The gateway holds a request 3 s for its container, then answers 503.
+    let (proxy, web, mut orca) = through_proxy("[scheduler]\nready_timeout = \"3s\"\n").await;
 
     // The engine's connection drops in the middle of every create.
     proxy.set(CreateFault::Reset);
@@ -230,20 +241,36 @@ async fn docker_resetting_or_slowing_creates_gives_clear_errors_and_no_leak() {
     );
     assert!(orca.docker_container_names().is_empty());
 
-    // Slow creates: users wait, are served, and the creates in flight stay within
-    // `launch_parallelism` (4 by default) however many users arrive.
+    // Docker answers again: once the back-off after the resets passed, users are served.
     proxy.set(CreateFault::Pass);
-    wait_for("the back-off after the resets to pass", HANG, || async {
-        let jar = orca.scratch.join(unique_name("jar"));
-        let (code, _) = orca.https_get(&web, "/", &jar, &[]).await.ok()?;
-        (code == 200).then_some(())
-    })
-    .await
-    .unwrap();
-    proxy.set(CreateFault::Delay(Duration::from_secs(2)));
-    for (code, body) in users_at_once(&orca, &web, 6).await {
-        assert_eq!(code, 200, "{body}");
+    served(&orca, &web, &orca.scratch.join("after-reset")).await;
+
+    // Creates slower than the hold: the user is told "still starting" (503) in time, their
+    // retries wait on the same launch rather than starting another, and they are served once
+    // Docker answers.
+    proxy.set(CreateFault::Delay(Duration::from_secs(8)));
+    let before = proxy.creates();
+    let slow = orca.scratch.join("slow");
+    for _ in 0..2 {
+        let (code, body) = orca.https_get(&web, "/", &slow, &[]).await.unwrap();
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("still starting"), "{body}");
     }
+    served(&orca, &web, &slow).await;
+    assert_eq!(
+        proxy.creates(),
+        before + 1,
+        "the retries waited on the one launch"
+    );
+
+    // Many users at once: every one is served, with one create each, and the creates in
+    // flight stay within `launch_parallelism` (4 by default).
+    proxy.set(CreateFault::Delay(Duration::from_secs(2)));
+    let jars: Vec<PathBuf> = (0..6)
+        .map(|i| orca.scratch.join(format!("crowd-{i}")))
+        .collect();
+    futures_util::future::join_all(jars.iter().map(|jar| served(&orca, &web, jar))).await;
+    assert_eq!(proxy.creates(), before + 1 + 6);
     assert!(
         proxy.max_in_flight() <= 4,
         "{} creates at once",
