@@ -77,9 +77,13 @@ impl DockerProxy {
             max_in_flight: AtomicU32::new(0),
         });
         let s = shared.clone();
+        // The connections live in the accept task's set, so dropping the proxy aborts them
+        // too: a create held back by a delay is never forwarded after the test ended.
         let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(connection(client, s.clone()));
+                connections.spawn(connection(client, s.clone()));
+                while connections.try_join_next().is_some() {}
             }
         });
         Ok(Self {

@@ -140,8 +140,9 @@ async fn a_container_killed_from_outside_cuts_its_users_and_the_next_request_get
 /// A running gateway (`--cleanup-on-exit`) whose engine is reached through a create-fault
 /// proxy, and a web image of one user per container, so every user needs a create of their
 /// own.
-/// `tail` is added to the configuration.
-async fn through_proxy(tail: &str) -> (DockerProxy, String, Orca) {
+/// `tail` is added to the configuration. The proxy comes last so that, declared last, it is
+/// dropped first: no delayed create reaches the engine after the gateway's cleanup.
+async fn through_proxy(tail: &str) -> (Orca, String, DockerProxy) {
     let proxy = DockerProxy::start().expect("the proxy listens");
     let web = web_image_on(None, &unique_name("web"), &[("orca.users.concurrent", "1")]);
     let mut orca = Orca::configure(&ServeOptions {
@@ -152,7 +153,7 @@ async fn through_proxy(tail: &str) -> (DockerProxy, String, Orca) {
     orca.start(&["--cleanup-on-exit"])
         .await
         .expect("orca serve starts");
-    (proxy, web, orca)
+    (orca, web, proxy)
 }
 
 /// `count` anonymous users (a cookie jar each) asking `image` for `/` at once: (status, body)
@@ -186,7 +187,7 @@ async fn served(orca: &Orca, image: &str, jar: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_refusing_creates_gives_clear_errors_no_pile_up_and_recovery() {
-    let (proxy, web, mut orca) = through_proxy("").await;
+    let (mut orca, web, proxy) = through_proxy("").await;
 
     // Docker fails every create, as a full thin pool does.
     let said = "devmapper: Thin Pool has 0 free data blocks";
@@ -226,7 +227,7 @@ async fn docker_refusing_creates_gives_clear_errors_no_pile_up_and_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_resetting_or_slowing_creates_gives_clear_errors_and_no_leak() {
     // The gateway holds a request 3 s for its container, then answers 503.
-    let (proxy, web, mut orca) = through_proxy("[scheduler]\nready_timeout = \"3s\"\n").await;
+    let (mut orca, web, proxy) = through_proxy("[scheduler]\nready_timeout = \"3s\"\n").await;
 
     // The engine's connection drops in the middle of every create.
     proxy.set(CreateFault::Reset);
