@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{Context, bail};
 
 use crate::plugins::repo_root;
-use crate::{build_image_with, target_dir, unique_name};
+use crate::{build_image_with_on, target_dir, unique_name};
 
 /// The target the app is built for; naming it explicitly keeps `RUSTFLAGS` off build scripts
 /// and proc macros, which must stay dynamic to run on the host.
@@ -54,8 +54,23 @@ pub fn app_binary() -> anyhow::Result<PathBuf> {
 
 /// Builds the app image as `tag` with extra labels; returns the image id.
 pub fn app_image(tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    app_image_on(None, tag, extra_labels)
+}
+
+/// [`app_image`] into the engine at `host` (`None`: the shared engine).
+pub fn app_image_on(
+    host: Option<&str>,
+    tag: &str,
+    extra_labels: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let binary = app_binary()?;
-    build_image_with("app", tag, extra_labels, &[("orca-test-app", &binary)])
+    build_image_with_on(
+        host,
+        "app",
+        tag,
+        extra_labels,
+        &[("orca-test-app", &binary)],
+    )
 }
 
 /// A `/headers` path no other request uses: the app logs every request line, so the

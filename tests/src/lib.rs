@@ -17,10 +17,12 @@ use anyhow::{Context, bail};
 
 pub mod app;
 pub mod browser;
+pub mod docker_proxy;
 pub mod gateway;
 pub mod identity;
 pub mod ldap;
 pub mod plugins;
+pub mod private_docker;
 pub mod serve;
 pub mod ssh;
 pub mod tls;
@@ -32,7 +34,17 @@ const HASH_LABEL: &str = "orca-test.context-hash";
 
 /// Runs the docker CLI; the error carries its stderr.
 pub fn docker(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("docker")
+    docker_on(None, args)
+}
+
+/// Runs the docker CLI against `host` (`unix:///…`; `None`: the shared engine); the error
+/// carries its stderr.
+pub fn docker_on(host: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = Command::new("docker");
+    if let Some(host) = host {
+        cmd.args(["-H", host]);
+    }
+    let out = cmd
         .args(args)
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -69,13 +81,29 @@ pub fn unique_name(prefix: &str) -> String {
 /// context (and, for `ssh`, the SFTP server: [`build_ssh_image`]); returns the image id. Skips
 /// the build when the tag already holds an image of the same context and labels.
 pub fn build_image(dir: &str, tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+    build_image_on(None, dir, tag, extra_labels)
+}
+
+/// [`build_image`] into the engine at `host` (`None`: the shared engine).
+pub fn build_image_on(
+    host: Option<&str>,
+    dir: &str,
+    tag: &str,
+    extra_labels: &[(&str, &str)],
+) -> anyhow::Result<String> {
     if dir == "ssh" {
-        return build_ssh_image(tag, extra_labels);
+        return build_ssh_image(host, tag, extra_labels);
     }
     if !Path::new(BUSYBOX).exists() {
         bail!("{BUSYBOX} is missing: install Debian's busybox-static (scripts/setup does)");
     }
-    build_image_with(dir, tag, extra_labels, &[("busybox", Path::new(BUSYBOX))])
+    build_image_with_on(
+        host,
+        dir,
+        tag,
+        extra_labels,
+        &[("busybox", Path::new(BUSYBOX))],
+    )
 }
 
 /// Builds `tests/images/<dir>` as `tag` with extra labels, copying each `(name, file)` of
@@ -87,7 +115,21 @@ pub fn build_image_with(
     extra_labels: &[(&str, &str)],
     files: &[(&str, &Path)],
 ) -> anyhow::Result<String> {
-    docker_available()?;
+    build_image_with_on(None, dir, tag, extra_labels, files)
+}
+
+/// [`build_image_with`] into the engine at `host` (`None`: the shared engine).
+pub fn build_image_with_on(
+    host: Option<&str>,
+    dir: &str,
+    tag: &str,
+    extra_labels: &[(&str, &str)],
+    files: &[(&str, &Path)],
+) -> anyhow::Result<String> {
+    let docker = |args: &[&str]| docker_on(host, args);
+    docker(&["info", "--format", "{{.ServerVersion}}"]).context(
+        "no Docker engine answers: run scripts/setup, which installs and starts dockerd",
+    )?;
     let src = images_dir().join(dir);
     let hash = context_hash(&src, files, extra_labels)?;
     let _lock = BuildLock::acquire()?;
@@ -143,7 +185,11 @@ pub const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
 /// Builds the SSH test image of `tests/images/ssh` as `tag`: busybox, plus Debian's
 /// `sftp-server` and the shared libraries it loads (found by `ldd`), under `sftp/` in the
 /// context at their own paths, so that scp and sftp work in a `FROM scratch` image.
-fn build_ssh_image(tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<String> {
+fn build_ssh_image(
+    host: Option<&str>,
+    tag: &str,
+    extra_labels: &[(&str, &str)],
+) -> anyhow::Result<String> {
     if !Path::new(BUSYBOX).exists() {
         bail!("{BUSYBOX} is missing: install Debian's busybox-static (scripts/setup does)");
     }
@@ -160,7 +206,7 @@ fn build_ssh_image(tag: &str, extra_labels: &[(&str, &str)]) -> anyhow::Result<S
         .iter()
         .map(|(name, path)| (name.as_str(), path.as_path()))
         .collect();
-    build_image_with("ssh", tag, extra_labels, &files)
+    build_image_with_on(host, "ssh", tag, extra_labels, &files)
 }
 
 /// The absolute paths of the shared libraries `binary` loads, its loader included.

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::gateway::Cleanup;
 use crate::plugins::repo_root;
@@ -216,6 +217,29 @@ impl Orca {
             bail!("{e}\n{}", self.logs());
         }
         Ok(())
+    }
+
+    /// Runs `orca serve --config FILE <args>` expecting it to give up on its own (a start
+    /// refused): its exit code and that run's log.
+    pub async fn run_to_exit(&mut self, args: &[&str]) -> anyhow::Result<(Option<i32>, String)> {
+        if self.child.is_some() {
+            bail!("the gateway already runs");
+        }
+        self.runs += 1;
+        let log = self.log_path(self.runs);
+        let mut cmd = tokio::process::Command::new(orca_binary()?);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true);
+        let status = tokio::time::timeout(START_DEADLINE, cmd.status())
+            .await
+            .context("orca serve was expected to exit, and still runs")??;
+        Ok((status.code(), std::fs::read_to_string(&log)?))
     }
 
     /// The process id of the running gateway.
@@ -464,6 +488,17 @@ impl Orca {
         status_and_body(cmd, &format!("GET https://{host}{path}")).await
     }
 
+    /// `GET /` of the test app behind web image `image` as the user of cookie jar `jar`,
+    /// asserting a 200: the serving container's short id ([`app_hostname`]).
+    pub async fn app_host(&self, image: &str, jar: &Path) -> String {
+        let (code, body) = self
+            .https_get(image, "/", jar, &[])
+            .await
+            .expect("curl answers");
+        assert_eq!(code, 200, "{body}");
+        app_hostname(&body)
+    }
+
     /// An OpenSSH client command for `login@127.0.0.1` with `key` (no prompts, no known
     /// hosts), without the remote command.
     pub fn ssh_command(&self, key: &Path, login: &str) -> Command {
@@ -509,6 +544,107 @@ impl Orca {
         }
         key
     }
+}
+
+/// An OpenSSH client running `cat` in the container, its stdin and stdout kept open, its
+/// stderr (where the gateway's last words go) kept for [`SshSession::ended`].
+#[derive(Debug)]
+pub struct SshSession {
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    stderr: tokio::process::ChildStderr,
+    child: tokio::process::Child,
+}
+
+impl SshSession {
+    /// Starts `ssh login@… cat` with `key`.
+    pub fn open(orca: &Orca, key: &Path, login: &str) -> Self {
+        let mut cmd = tokio::process::Command::from(orca.ssh_command(key, login));
+        cmd.arg("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("ssh runs");
+        Self {
+            stdin: child.stdin.take().expect("piped stdin"),
+            stdout: tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+            stderr: child.stderr.take().expect("piped stderr"),
+            child,
+        }
+    }
+
+    /// After the session ended: the client's exit status and everything on its stderr.
+    pub async fn ended(mut self) -> (Option<i32>, String) {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the client exits once its session ended")
+            .expect("wait for the ssh client");
+        let mut said = String::new();
+        let _ = self.stderr.read_to_string(&mut said).await;
+        (status.code(), said)
+    }
+
+    /// Sends `line` and reads back what `cat` echoes; empty once the session has ended.
+    pub async fn echo(&mut self, line: &str) -> String {
+        // Writing to a client that has exited fails; the read below then sees the end.
+        let _ = self.stdin.write_all(format!("{line}\n").as_bytes()).await;
+        let _ = self.stdin.flush().await;
+        let mut back = String::new();
+        tokio::time::timeout(Duration::from_secs(60), self.stdout.read_line(&mut back))
+            .await
+            .expect("the echo (or the end of the session) arrives in time")
+            .expect("read from the session");
+        back.trim_end().to_string()
+    }
+}
+
+/// Builds the test app as web image `name` (`<name>.localhost`) into the engine at `host`
+/// (`None`: the shared one), its containers waiting ten minutes for users rather than two
+/// seconds, so nothing stops while a test looks; `extra` labels are added.
+pub fn web_image_on(host: Option<&str>, name: &str, extra: &[(&str, &str)]) -> String {
+    let mut labels = vec![("orca.name", name), ("orca.timeout.linger", "10m")];
+    labels.extend_from_slice(extra);
+    crate::app::app_image_on(host, &format!("{name}:latest"), &labels)
+        .expect("the app image builds");
+    name.to_string()
+}
+
+/// [`web_image_on`] the shared engine, without extra labels.
+pub fn web_image(name: &str) -> String {
+    web_image_on(None, name, &[])
+}
+
+/// Builds the busybox SSH image as `name` into the engine at `host` (`None`: the shared one),
+/// its users kept bound between connections.
+pub fn ssh_image_on(host: Option<&str>, name: &str) -> String {
+    crate::build_image_on(
+        host,
+        "ssh",
+        &format!("{name}:latest"),
+        &[
+            ("orca.name", name),
+            ("orca.container.persistBetweenReconnects", "true"),
+            ("orca.timeout.linger", "10m"),
+            // Its PID 1 (`sh`) ignores SIGTERM: a stop would wait out the default 10 s.
+            ("orca.timeout.stop", "1s"),
+        ],
+    )
+    .expect("the ssh image builds");
+    name.to_string()
+}
+
+/// [`ssh_image_on`] the shared engine.
+pub fn ssh_image(name: &str) -> String {
+    ssh_image_on(None, name)
+}
+
+/// The `hostname:` line of the test app's `/` page: the serving container's short id.
+pub fn app_hostname(body: &str) -> String {
+    body.lines()
+        .find_map(|l| l.strip_prefix("hostname: "))
+        .unwrap_or_else(|| panic!("no hostname in the app's answer: {body}"))
+        .to_string()
 }
 
 /// A loopback port free a moment ago (bound, then released).

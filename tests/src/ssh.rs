@@ -60,6 +60,8 @@ pub struct SshGateway {
     pub scratch: PathBuf,
     /// The gateway's metrics, to see what the sessions counted.
     pub metrics: Metrics,
+    /// The scheduler's instance, the `orca.gateway.instance` label of its containers.
+    pub instance: String,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
     _cleanup: Cleanup,
@@ -152,7 +154,8 @@ impl SshGateway {
             metrics,
             shutdown,
             _dir: dir,
-            _cleanup: Cleanup(instance),
+            _cleanup: Cleanup(instance.clone()),
+            instance,
         }
     }
 

@@ -11,57 +11,19 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use orca_tests::serve::{Orca, ServeOptions};
+use orca_tests::serve::{Orca, ServeOptions, SshSession, app_hostname, ssh_image, web_image};
 use orca_tests::ssh::text;
 use orca_tests::tls::connect_trusting;
-use orca_tests::{app::app_image, build_image, docker, plugins, unique_name, wait_for};
-
-/// Builds the test app as web image `name` (`<name>.localhost`), whose containers wait ten
-/// minutes for users rather than two seconds, so nothing stops while a test looks.
-fn web_image(name: &str) -> String {
-    app_image(
-        &format!("{name}:latest"),
-        &[("orca.name", name), ("orca.timeout.linger", "10m")],
-    )
-    .expect("the app image builds");
-    name.to_string()
-}
-
-/// Builds the busybox SSH image as `name`, its users kept bound between connections.
-fn ssh_image(name: &str) -> String {
-    build_image(
-        "ssh",
-        &format!("{name}:latest"),
-        &[
-            ("orca.name", name),
-            ("orca.container.persistBetweenReconnects", "true"),
-            ("orca.timeout.linger", "10m"),
-            // Its PID 1 (`sh`) ignores SIGTERM: a stop would wait out the default 10 s.
-            ("orca.timeout.stop", "1s"),
-        ],
-    )
-    .expect("the ssh image builds");
-    name.to_string()
-}
-
-/// The `hostname:` line of the test app's `/` page: the serving container's short id.
-fn app_hostname(body: &str) -> String {
-    body.lines()
-        .find_map(|l| l.strip_prefix("hostname: "))
-        .unwrap_or_else(|| panic!("no hostname in the app's answer: {body}"))
-        .to_string()
-}
+use orca_tests::{build_image, docker, plugins, unique_name, wait_for};
 
 /// The full id of the Docker container `name`.
 fn container_id(name: &str) -> String {
@@ -807,43 +769,6 @@ async fn next_text(ws: &mut WebSocket) -> String {
     match orca_tests::tls::next_data(ws).await {
         Message::Text(t) => t.to_string(),
         other => panic!("a text message expected, got {other:?}"),
-    }
-}
-
-/// An OpenSSH client running `cat` in the container, its stdin and stdout kept open.
-struct SshSession {
-    stdin: tokio::process::ChildStdin,
-    stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
-    _child: tokio::process::Child,
-}
-
-impl SshSession {
-    fn open(orca: &Orca, key: &Path, login: &str) -> Self {
-        let mut cmd = tokio::process::Command::from(orca.ssh_command(key, login));
-        cmd.arg("cat")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("ssh runs");
-        Self {
-            stdin: child.stdin.take().expect("piped stdin"),
-            stdout: tokio::io::BufReader::new(child.stdout.take().expect("piped stdout")),
-            _child: child,
-        }
-    }
-
-    /// Sends `line` and reads back what `cat` echoes; empty once the session has ended.
-    async fn echo(&mut self, line: &str) -> String {
-        // Writing to a client that has exited fails; the read below then sees the end.
-        let _ = self.stdin.write_all(format!("{line}\n").as_bytes()).await;
-        let _ = self.stdin.flush().await;
-        let mut back = String::new();
-        tokio::time::timeout(Duration::from_secs(60), self.stdout.read_line(&mut back))
-            .await
-            .expect("the echo (or the end of the session) arrives in time")
-            .expect("read from the session");
-        back.trim_end().to_string()
     }
 }
 

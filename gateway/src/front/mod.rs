@@ -230,7 +230,11 @@ impl Front {
                     .await
             }
             Route::Foreign => Err(FrontError::Foreign(host)),
-        }?;
+        }
+        // The caller's cookie goes on error pages too: an anonymous visitor told "still
+        // starting" (503) must come back as the same user, or each retry is a new user with a
+        // container launch of their own.
+        .unwrap_or_else(|e| rescue(&e));
         if let Some(cookie) = caller.set_cookie
             && let Ok(v) = HeaderValue::from_str(&cookie)
         {
@@ -606,6 +610,11 @@ pub fn rescue(e: &FrontError) -> Response<Body> {
             ScheduleError::AtCapacity { .. } | ScheduleError::ShuttingDown => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Busy", e.to_string())
             }
+            ScheduleError::EngineFailing { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Containers cannot start",
+                e.to_string(),
+            ),
             ScheduleError::LaunchFailed { .. } | ScheduleError::ContainerGone { .. } => {
                 (StatusCode::BAD_GATEWAY, "Container failed", e.to_string())
             }
@@ -631,9 +640,10 @@ pub fn rescue(e: &FrontError) -> Response<Body> {
     let mut r = html(status, pages::status(status.as_u16(), title, &detail));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         let retry = match e {
-            FrontError::Schedule(ScheduleError::AtCapacity { retry_after, .. }) => {
-                retry_after.as_secs().max(1)
-            }
+            FrontError::Schedule(
+                ScheduleError::AtCapacity { retry_after, .. }
+                | ScheduleError::EngineFailing { retry_after, .. },
+            ) => retry_after.as_secs().max(1),
             _ => 5,
         };
         if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {

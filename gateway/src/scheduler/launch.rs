@@ -55,8 +55,15 @@ impl Inner {
             return;
         };
         let id = match self.create_and_start(&name, &create, &mut times).await {
-            Ok(id) => id,
+            Ok(id) => {
+                self.lock().breakers.succeeded(&create.image_name);
+                id
+            }
             Err(reason) => {
+                let now = self.clock.now();
+                self.lock()
+                    .breakers
+                    .launch_ended(&create.image_name, &name, now);
                 self.launch_failed(&name, None, reason);
                 return;
             }
@@ -152,6 +159,20 @@ impl Inner {
                     _ = self.shutdown.cancelled() => break,
                 }
             }
+            // Another launch of this image already found the engine failing: leave the
+            // retrying to it rather than pile creates onto the engine (`breaker.rs`).
+            let now = self.clock.now();
+            if let Err(refused) = self
+                .lock()
+                .breakers
+                .may_create(&create.image_name, name, now)
+            {
+                return Err(StopReason::LaunchFailed(format!(
+                    "{}; retry in {}s",
+                    refused.reason,
+                    refused.retry_after.as_secs()
+                )));
+            }
             if !self.set_phase_if_live(name, Phase::Creating(attempt)) {
                 return Err(StopReason::LaunchFailed("stopped while launching".into()));
             }
@@ -160,6 +181,7 @@ impl Inner {
                 Ok(id) => id,
                 Err(e) => {
                     self.runtime_error("create", &e);
+                    self.attempt_failed(create, name, &e);
                     // A create whose answer was lost leaves a container under our name.
                     if e.said.contains("already in use") || e.said.contains("Conflict") {
                         let _ = self.runtime.remove(name).await;
@@ -192,6 +214,7 @@ impl Inner {
                 }
                 Err(e) => {
                     self.runtime_error("start", &e);
+                    self.attempt_failed(create, name, &e);
                     // Half-created: remove it so nothing is leaked, then try afresh.
                     if let Err(e) = self.runtime.remove(&id).await {
                         self.runtime_error("remove", &e);
@@ -209,6 +232,14 @@ impl Inner {
         Err(StopReason::LaunchFailed(format!(
             "{why} (after {attempts} attempts)"
         )))
+    }
+
+    /// Marks the image failing in the engine (`breaker.rs`).
+    fn attempt_failed(&self, create: &CreateSpec, name: &str, e: &RuntimeError) {
+        let now = self.clock.now();
+        self.lock()
+            .breakers
+            .attempt_failed(&create.image_name, name, e.to_string(), now);
     }
 
     async fn wait_ready(&self, name: &str, id: &str) -> Result<(), StopReason> {

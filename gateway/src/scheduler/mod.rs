@@ -16,6 +16,7 @@
 
 mod admin;
 mod adopt;
+mod breaker;
 mod catalogue;
 mod console;
 mod launch;
@@ -117,6 +118,17 @@ pub enum ScheduleError {
         /// Why.
         reason: String,
     },
+    /// The engine failed to create or start a container of this image a moment ago, and no
+    /// new launch is tried until its back-off passes (`breaker.rs`).
+    #[error("the container engine is failing to start containers of image `{image}` ({reason}); retry in {}s", retry_after.as_secs())]
+    EngineFailing {
+        /// Image name.
+        image: String,
+        /// The engine's last error.
+        reason: String,
+        /// When to retry.
+        retry_after: Duration,
+    },
     /// The gateway is shutting down.
     #[error("the gateway is shutting down; retry in a moment")]
     ShuttingDown,
@@ -129,6 +141,7 @@ impl ScheduleError {
             ScheduleError::UnknownImage(_) => ErrorSource::Client,
             ScheduleError::ImageDisabled { .. } => ErrorSource::Operator,
             ScheduleError::AtCapacity { .. } | ScheduleError::ShuttingDown => ErrorSource::Internal,
+            ScheduleError::EngineFailing { .. } => ErrorSource::Docker,
             ScheduleError::LaunchFailed { .. } | ScheduleError::ContainerGone { .. } => {
                 ErrorSource::Container
             }
@@ -351,6 +364,13 @@ impl Inner {
             let name = match st.fullest_with_room(&spec, &hash) {
                 Some(name) => name.to_string(),
                 None => {
+                    if let Err(refused) = st.breakers.admit(&spec.name, now) {
+                        return Err(ScheduleError::EngineFailing {
+                            image: spec.name.clone(),
+                            reason: refused.reason,
+                            retry_after: refused.retry_after,
+                        });
+                    }
                     if st.live_count() >= self.opts.tuning.max_containers {
                         return Err(ScheduleError::AtCapacity {
                             image: spec.name.clone(),

@@ -304,6 +304,8 @@ pub(crate) struct State {
     pub(crate) shutting_down: bool,
     /// Where session ends are recorded (in `unbind`, the one place a binding ends).
     pub(crate) audit: Audit,
+    /// Images whose creates the engine refuses, and their back-off.
+    pub(crate) breakers: super::breaker::Breakers,
 }
 
 impl State {

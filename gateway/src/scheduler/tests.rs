@@ -331,6 +331,50 @@ async fn creation_is_retried_then_fails_with_dockers_reason() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn users_arriving_for_an_image_docker_refuses_do_not_pile_up_creates() {
+    let (rt, s) = setup(&with(&[("orca.users.concurrent", "1")], WEB)).await;
+    rt.fail_next_creates(u32::MAX);
+    // Ten users at once, each needing a container of their own.
+    let users: Vec<UserId> = (0..10).map(|i| user(&format!("u{i}"))).collect();
+    let results = futures_util::future::join_all(
+        users
+            .iter()
+            .map(|u| s.acquire(u, "web", SessionKind::Traffic)),
+    )
+    .await;
+    for r in &results {
+        let e = r.as_ref().unwrap_err().to_string();
+        assert!(e.contains("engine overloaded"), "{e}");
+    }
+    // The launches in flight when the first create failed made one attempt each (at most
+    // launch_parallelism of them); only the first to fail retried.
+    let creates = rt.creates();
+    assert!(creates <= 4 + 4, "{creates} creates for 10 users");
+    // A user arriving during the back-off is refused at once, with no create.
+    let e = s
+        .acquire(&user("late"), "web", SessionKind::Traffic)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ScheduleError::EngineFailing { ref reason, retry_after, .. }
+            if reason.contains("engine overloaded") && retry_after >= Duration::from_secs(1)),
+        "{e:?}"
+    );
+    assert_eq!(rt.creates(), creates);
+    assert!(rt.containers().is_empty(), "nothing left behind");
+    // Docker recovers: after the back-off one user's launch is the trial, and it works.
+    rt.fail_next_creates(0);
+    tokio::time::sleep(breaker::FIRST_BACKOFF).await;
+    s.acquire(&user("late"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    s.acquire(&user("later"), "web", SessionKind::Traffic)
+        .await
+        .unwrap();
+    assert_eq!(rt.running().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn half_created_containers_are_removed() {
     let (rt, s) = setup(WEB).await;
     rt.fail_next_starts(2);
