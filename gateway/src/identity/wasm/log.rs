@@ -5,7 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 use super::State;
 use super::bindings::orca::identity::log;
@@ -57,13 +59,26 @@ impl IsTerminal for LogStream {
     }
 }
 
-impl StdoutStream for LogStream {
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineWriter {
+impl LogStream {
+    fn writer(&self) -> LineWriter {
+        LineWriter {
             stream: self.clone(),
             line: Vec::new(),
             budget: LOG_BUDGET,
-        })
+        }
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+
+    /// Lines reach the log inside the plugin's own write call. The default adapter hands the
+    /// bytes to a background task, which is aborted when the guest drops the stream: a line
+    /// written just before could be lost (seen: a plugin's stderr line never logged).
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
     }
 }
 
@@ -84,6 +99,43 @@ impl LineWriter {
         emit(&self.stream.plugin, self.stream.level, text.trim_end());
         self.line.clear();
     }
+
+    /// Takes bytes: every complete line (or [`MAX_LOG_LINE`] bytes) goes to the log at once.
+    fn push(&mut self, buf: &[u8]) {
+        for &b in buf {
+            if b == b'\n' || self.line.len() >= MAX_LOG_LINE {
+                self.emit_line();
+                if b == b'\n' {
+                    continue;
+                }
+            }
+            self.line.push(b);
+        }
+    }
+}
+
+/// How many bytes a plugin may write in one call; it asks again for more.
+const WRITE_PERMIT: usize = 64 * 1024;
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(WRITE_PERMIT)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for LineWriter {
+    /// Always ready: writing is a call to the log.
+    async fn ready(&mut self) {}
 }
 
 impl tokio::io::AsyncWrite for LineWriter {
@@ -92,16 +144,7 @@ impl tokio::io::AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        for &b in buf {
-            if b == b'\n' || this.line.len() >= MAX_LOG_LINE {
-                this.emit_line();
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            this.line.push(b);
-        }
+        self.get_mut().push(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
