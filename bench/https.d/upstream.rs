@@ -1,6 +1,7 @@
-//! The container's web server for `bench/https`: HTTP/1.1 keep-alive on port 80, a small
-//! answer for every path except `/1m`, which is 1 MiB. Standard library only, so `rustc`
-//! builds it as one static binary for a FROM-scratch image without Cargo or a registry.
+//! The container's web server for `bench/https`, `bench/scale` and `bench/soak`: HTTP/1.1
+//! keep-alive on port 80, a small answer for every path except `/1m`, which is 1 MiB, and
+//! `/ws`, a WebSocket echo (`websocket.rs`). Standard library only, so `rustc` builds it as
+//! one static binary for a FROM-scratch image without Cargo or a registry.
 //!
 //! Busybox httpd (the tests' web image) forks per connection and closes after every answer,
 //! which would measure `fork(2)` and TCP setup instead of the proxies; this server keeps
@@ -10,6 +11,12 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
+
+mod websocket;
+
+/// Stack of a connection's thread: its work needs a few KiB, and `bench/scale` holds 10,000
+/// idle WebSockets, so the container's memory stays that of the connections.
+const STACK: usize = 64 * 1024;
 
 /// The small answer's body: a short HTML-ish greeting, about the size of a tiny API answer.
 const SMALL: &[u8] = b"hello from the orca benchmark container\n";
@@ -22,10 +29,11 @@ fn main() -> io::Result<()> {
     let large: &'static [u8] = Box::leak(vec![b'x'; LARGE_LEN].into_boxed_slice());
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        thread::spawn(move || {
-            // A client that goes away is the normal end of a connection here.
-            let _ = serve(stream, large);
-        });
+        // A client that goes away is the normal end of a connection here; so is a thread
+        // the system refuses (the connection is dropped, the server goes on).
+        let _ = thread::Builder::new()
+            .stack_size(STACK)
+            .spawn(move || serve(stream, large));
     }
     Ok(())
 }
@@ -47,6 +55,7 @@ fn serve(stream: TcpStream, large: &[u8]) -> io::Result<()> {
         // Headers: only the body length and the wish to close matter here.
         let mut body_len = 0usize;
         let mut close = http10;
+        let mut ws_key = None;
         loop {
             line.clear();
             if reader.read_line(&mut line)? == 0 {
@@ -62,12 +71,17 @@ fn serve(stream: TcpStream, large: &[u8]) -> io::Result<()> {
                     body_len = value.parse().unwrap_or(0);
                 } else if name.eq_ignore_ascii_case("connection") {
                     close = value.eq_ignore_ascii_case("close");
+                } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+                    ws_key = Some(value.to_string());
                 }
             }
         }
         // Bodies are read and dropped (the benchmark sends none; a stray one must not be
         // taken for the next request).
         io::copy(&mut (&mut reader).take(body_len as u64), &mut io::sink())?;
+        if let (true, Some(key)) = (path == "/ws", ws_key) {
+            return websocket::echo(&key, reader, writer);
+        }
         let body = if path == "/1m" { large } else { SMALL };
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}\r\n",

@@ -5,6 +5,7 @@
 //! configured), SSH and the admin API. [`Control`] carries what the process's signals ask:
 //! shut down (SIGTERM/SIGINT, with or without cleanup) and reload (SIGHUP, `reload.rs`).
 
+mod nofile;
 mod reload;
 
 use std::path::PathBuf;
@@ -152,6 +153,7 @@ async fn bind(
 /// Binds the configured listeners and runs the gateway until `control.shutdown` is
 /// cancelled. Containers are left running for the next start unless `control.cleanup`.
 pub async fn run(config: Config, control: Control) -> Result<(), ServeError> {
+    nofile::raise_and_log();
     let listeners = Listeners::bind(&config).await?;
     run_on(config, listeners, control).await
 }
