@@ -34,14 +34,17 @@ pub(super) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Rewrites a client's request headers for the container.
 ///
-/// `host` is the host the front routed on (the request's authority, else its `Host` header);
-/// `upgrade` is the protocol to keep asking for when the request is an upgrade.
+/// `Host` and `X-Forwarded-Host` are the host the front routed on ([`Forwarded::host`]: the
+/// request's authority, HTTP/2 `:authority` or an absolute-form target, before its `Host`
+/// header, RFC 9112 §3.2.2, RFC 9113 §8.3.1): a client sending a different `Host` beside it
+/// must not make the container believe it was asked for another host than the one that chose
+/// it. `upgrade` is the protocol to keep asking for when the request is an upgrade.
 pub(super) fn rewrite_request(
     headers: &mut HeaderMap,
     fwd: &Forwarded<'_>,
-    host: HeaderValue,
     upgrade: Option<HeaderValue>,
 ) -> Result<(), ProxyError> {
+    let host = value("Host", fwd.host)?;
     // Read before stripping: a trusted chain is extended, not replaced.
     let prior_for = if fwd.trust_forwarded {
         join_values(headers, &X_FORWARDED_FOR)
@@ -60,7 +63,7 @@ pub(super) fn rewrite_request(
         headers.remove(X_REAL_IP);
     }
 
-    headers.insert(header::HOST, host);
+    headers.insert(header::HOST, host.clone());
     if let Some(protocol) = upgrade {
         headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -80,7 +83,7 @@ pub(super) fn rewrite_request(
     };
     headers.insert(X_FORWARDED_FOR, chain);
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
-    headers.insert(X_FORWARDED_HOST, value("X-Forwarded-Host", fwd.host)?);
+    headers.insert(X_FORWARDED_HOST, host);
     Ok(())
 }
 
@@ -254,8 +257,7 @@ mod tests {
             ("cookie", "lang=en;orca_session=def"),
             ("accept", "*/*"),
         ]);
-        let host = HeaderValue::from_static("app.example");
-        rewrite_request(&mut headers, &fwd(false), host, None).unwrap();
+        rewrite_request(&mut headers, &fwd(false), None).unwrap();
         for gone in [
             "x-orca-anything",
             "connection",
@@ -298,17 +300,16 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-for", "5.6.7.8"),
         ];
-        let host = HeaderValue::from_static("h");
 
         let mut trusted = map(&original);
-        rewrite_request(&mut trusted, &fwd(true), host.clone(), None).unwrap();
+        rewrite_request(&mut trusted, &fwd(true), None).unwrap();
         assert_eq!(
             all(&trusted, "x-forwarded-for"),
             ["1.2.3.4, 5.6.7.8, 10.0.0.7"]
         );
 
         let mut untrusted = map(&original);
-        rewrite_request(&mut untrusted, &fwd(false), host, None).unwrap();
+        rewrite_request(&mut untrusted, &fwd(false), None).unwrap();
         assert_eq!(all(&untrusted, "x-forwarded-for"), ["10.0.0.7"]);
     }
 
@@ -321,14 +322,13 @@ mod tests {
             ),
             ("x-real-ip", "198.51.100.9"),
         ];
-        let host = HeaderValue::from_static("h");
 
         let mut client = map(&claims);
-        rewrite_request(&mut client, &fwd(false), host.clone(), None).unwrap();
+        rewrite_request(&mut client, &fwd(false), None).unwrap();
         assert!(!client.contains_key("forwarded") && !client.contains_key("x-real-ip"));
 
         let mut balancer = map(&claims);
-        rewrite_request(&mut balancer, &fwd(true), host, None).unwrap();
+        rewrite_request(&mut balancer, &fwd(true), None).unwrap();
         assert_eq!(
             all(&balancer, "forwarded"),
             ["for=198.51.100.9;host=other.example;proto=http"]
@@ -351,8 +351,7 @@ mod tests {
     fn upgrade_request_keeps_upgrade_pair() {
         let mut headers = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
         let protocol = upgrade_protocol(&headers);
-        let host = HeaderValue::from_static("h");
-        rewrite_request(&mut headers, &fwd(false), host, protocol).unwrap();
+        rewrite_request(&mut headers, &fwd(false), protocol).unwrap();
         assert_eq!(all(&headers, "upgrade"), ["websocket"]);
         assert_eq!(all(&headers, "connection"), ["upgrade"]);
     }
@@ -380,16 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn the_container_is_told_the_routed_host_not_a_clients_other_host() {
+        let mut headers = map(&[("host", "bob.example"), ("x-forwarded-host", "bob.example")]);
+        rewrite_request(&mut headers, &fwd(false), None).unwrap();
+        assert_eq!(all(&headers, "host"), ["app.example"]);
+        assert_eq!(all(&headers, "x-forwarded-host"), ["app.example"]);
+    }
+
+    #[test]
     fn user_with_control_characters_is_refused() {
         let mut bad = fwd(false);
         bad.user = "alice\r\nx-orca-user: root";
-        let err = rewrite_request(
-            &mut HeaderMap::new(),
-            &bad,
-            HeaderValue::from_static("h"),
-            None,
-        )
-        .unwrap_err();
+        let err = rewrite_request(&mut HeaderMap::new(), &bad, None).unwrap_err();
         assert!(matches!(
             err,
             ProxyError::InvalidHeader {

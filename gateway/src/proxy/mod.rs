@@ -197,11 +197,10 @@ impl Proxy {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
 
         let (mut parts, body) = req.into_parts();
-        let host = routed_host(fwd)?;
         parts.uri = origin_form(std::mem::take(&mut parts.uri));
         // The pool speaks HTTP/1.1 whatever the client spoke.
         parts.version = Version::HTTP_11;
-        headers::rewrite_request(&mut parts.headers, fwd, host, upgrade)?;
+        headers::rewrite_request(&mut parts.headers, fwd, upgrade)?;
         // The response timer starts once the request body has been sent whole: at once when
         // there is none (hyper may never poll an empty body).
         let body_sent = (!hyper::body::Body::is_end_stream(&body)).then(CancellationToken::new);
@@ -299,17 +298,6 @@ impl Proxy {
             copied: self.counters.copied.load(Ordering::Relaxed),
         }
     }
-}
-
-/// The `Host` the container gets: the host the front routed on, which is the request's
-/// authority (HTTP/2 `:authority`, or an absolute-form target) before its `Host` header (RFC
-/// 9112 §3.2.2, RFC 9113 §8.3.1). A client sending a different `Host` beside it must not make
-/// the container believe it was asked for another host than the one that chose it.
-fn routed_host(fwd: &Forwarded<'_>) -> Result<HeaderValue, ProxyError> {
-    HeaderValue::from_str(fwd.host).map_err(|_| ProxyError::InvalidHeader {
-        name: "Host",
-        value: fwd.host.escape_debug().to_string(),
-    })
 }
 
 /// The request target as sent to the container: the client's path and query (origin form),
