@@ -38,6 +38,8 @@ const LEAF_VALIDITY: time::Duration = time::Duration::days(397);
 /// A leaf is issued again once this old, long before it expires, so a gateway running for years
 /// never presents an expired one.
 const LEAF_RENEWAL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The issued-leaf cache's key for the default leaf (SNI names are never empty).
+const DEFAULT_LEAF: &str = "";
 /// How far back a leaf's validity starts, for clients whose clocks run a little behind.
 const LEAF_BACKDATE: time::Duration = time::Duration::hours(1);
 
@@ -395,6 +397,16 @@ impl Authority {
             issued: Mutex::new(HashMap::new()),
         };
         let default = authority.issue(names.clone())?;
+        // The cache starts with this leaf, so the first handshake without SNI presents it
+        // rather than issuing a second default leaf; renewal replaces it there.
+        authority
+            .issued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                DEFAULT_LEAF.to_string(),
+                (SystemTime::now(), default.clone()),
+            );
         Ok(CertSet {
             entries: vec![Entry {
                 names,
@@ -417,7 +429,7 @@ impl Authority {
     /// The leaf for the bare domain, for handshakes without SNI and for names outside the
     /// domain, renewed like the others.
     fn default_leaf(&self) -> Option<Arc<CertifiedKey>> {
-        self.cached("", || self.default_names.clone())
+        self.cached(DEFAULT_LEAF, || self.default_names.clone())
     }
 
     fn cached(&self, key: &str, names: impl FnOnce() -> Vec<String>) -> Option<Arc<CertifiedKey>> {
