@@ -172,6 +172,7 @@ pub fn password_resolver(users: &[(&str, &str, &str)]) -> ResolverConfig {
 }
 
 async fn start(image: String, resolvers: &[ResolverConfig]) -> Gateway {
+    crate::log::capture();
     let instance = unique_name("https");
     let state = tempfile::tempdir().expect("tempdir");
     let metrics = Metrics::new();

@@ -21,6 +21,7 @@ pub mod docker_proxy;
 pub mod gateway;
 pub mod identity;
 pub mod ldap;
+pub mod log;
 pub mod plugins;
 pub mod private_docker;
 pub mod serve;

@@ -76,6 +76,7 @@ impl Drop for SshGateway {
 impl SshGateway {
     /// Starts a gateway.
     pub async fn start(options: SshOptions) -> Self {
+        crate::log::capture();
         let dir = tempfile::tempdir().expect("tempdir");
         let (state, keys, scratch) = (
             dir.path().join("state"),
@@ -157,6 +158,17 @@ impl SshGateway {
             _cleanup: Cleanup(instance.clone()),
             instance,
         }
+    }
+
+    /// `docker top` of every container of this gateway, for a failing test to print.
+    pub fn processes(&self) -> String {
+        crate::container_ids_with_label(&format!("orca.gateway.instance={}", self.instance))
+            .iter()
+            .map(|id| {
+                let top = crate::docker(&["top", id]).unwrap_or_else(|e| format!("{e:#}\n"));
+                format!("{id:.12}:\n{top}")
+            })
+            .collect()
     }
 
     /// An ed25519 key for `user`, its public half registered with the `ssh-key` resolver;

@@ -572,14 +572,14 @@ async fn a_clients_signal_reaches_the_command() {
         .await
         .unwrap();
     let mut seen = String::new();
-    let mut signalled = false;
+    let mut signalled = None;
     let status = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             match channel.wait().await {
                 Some(ChannelMsg::Data { data }) => {
                     seen.push_str(&String::from_utf8_lossy(&data));
-                    if seen.contains("ready") && !signalled {
-                        signalled = true;
+                    if seen.contains("ready") && signalled.is_none() {
+                        signalled = Some(std::time::Instant::now());
                         channel.signal(russh::Sig::TERM).await.unwrap();
                     }
                 }
@@ -590,7 +590,14 @@ async fn a_clients_signal_reaches_the_command() {
         }
     })
     .await
-    .expect("the command ends after the signal");
+    .unwrap_or_else(|_| {
+        panic!(
+            "the command did not end within 60 s; output {seen:?}, signalled {:?} ago; \
+             the container's processes:\n{}",
+            signalled.map(|t| t.elapsed()),
+            gw.processes()
+        )
+    });
     assert_eq!(status, Some(42), "output: {seen}");
     assert!(seen.contains("got-term"), "{seen}");
 }
