@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::signal::EndSignal;
 
 mod body;
+mod copy;
 mod error;
 mod headers;
 mod pool;

@@ -122,7 +122,7 @@ async fn pipe(
         meter: meter.clone(),
         direction: Direction::ToClient,
     };
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    super::copy::bidirectional(&mut client, &mut upstream).await?;
     Ok(())
 }
 
