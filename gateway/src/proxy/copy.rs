@@ -267,3 +267,75 @@ mod tests {
         assert!(rest.iter().all(|&b| b == 3));
     }
 }
+
+/// The relay's throughput against `tokio::io::copy_bidirectional`, the copy it replaced: 2 GiB
+/// one way through each, over loopback TCP, three rounds. A benchmark, run by `bench/relay`
+/// and recorded in BENCHMARKS.md; it asserts only that every byte arrived.
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    const TOTAL: usize = 2 << 30;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        (a, b)
+    }
+
+    /// MiB/s from a writer through the relay to a reader.
+    async fn run(ours: bool) -> f64 {
+        let (mut src, mut a) = pair().await;
+        let (mut b, mut dst) = pair().await;
+        let relay = tokio::spawn(async move {
+            if ours {
+                bidirectional(&mut a, &mut b).await.map(|_| ())
+            } else {
+                tokio::io::copy_bidirectional(&mut a, &mut b)
+                    .await
+                    .map(|_| ())
+            }
+        });
+        let started = std::time::Instant::now();
+        tokio::spawn(async move {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..TOTAL / chunk.len() {
+                src.write_all(&chunk).await.unwrap();
+            }
+            src.shutdown().await.unwrap();
+            let mut rest = Vec::new();
+            src.read_to_end(&mut rest).await.unwrap();
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0;
+        loop {
+            let n = dst.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(got, TOTAL);
+        dst.shutdown().await.unwrap();
+        relay.await.unwrap().unwrap();
+        TOTAL as f64 / elapsed.as_secs_f64() / f64::from(1 << 20)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a benchmark: bench/relay runs it"]
+    async fn against_tokio_copy_bidirectional() {
+        for round in 1..=3 {
+            let tokio = run(false).await;
+            let ours = run(true).await;
+            println!(
+                "round {round}: tokio::io::copy_bidirectional {tokio:.0} MiB/s, \
+                 proxy::copy {ours:.0} MiB/s, ratio {:.2}",
+                ours / tokio
+            );
+        }
+    }
+}
