@@ -672,24 +672,65 @@ async fn upgrade_over_plain_tcp_is_spliced() {
     let payload: Vec<u8> = (0..4 * MIB).map(|i| (i % 251) as u8).collect();
     upgrade_echo(&front, &payload).await;
 
+    let stats = front.proxy.relay_stats();
     let expected = if cfg!(target_os = "linux") {
-        RelayStats {
-            spliced: 1,
-            copied: 0,
-        }
+        (1, 0)
     } else {
-        RelayStats {
-            spliced: 0,
-            copied: 1,
-        }
+        (0, 1)
     };
-    assert_eq!(front.proxy.relay_stats(), expected);
+    assert_eq!((stats.spliced, stats.copied), expected, "{stats:?}");
     assert_eq!(
         front.to_container.load(Ordering::SeqCst),
         payload.len() as u64
     );
     assert_eq!(front.to_client.load(Ordering::SeqCst), payload.len() as u64);
     keeps_released(&front, "keep to be dropped when the stream closed").await;
+    assert_eq!(
+        front.proxy.relay_stats().pipes,
+        0,
+        "a closed stream kept a pipe"
+    );
+}
+
+/// A spliced stream holds a pipe per direction only while bytes flow: held while the client
+/// does not read the echo, given back once the stream has been quiet for a moment while it
+/// stays open, and taken again when bytes come.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn an_idle_spliced_stream_gives_its_pipes_back() {
+    let origin = origin().await;
+    let front = front(origin.addr, FrontOptions::default()).await;
+    let (mut r, mut w) = upgraded(&front).await.into_split();
+    let payload: Vec<u8> = (0..4 * MIB).map(|i| (i % 249) as u8).collect();
+    let sent = payload.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.unwrap();
+        w
+    });
+    // The echo backs up behind a client that does not read: bytes wait in the pipes.
+    eventually("a pipe held while bytes are in flight", || {
+        front.proxy.relay_stats().pipes > 0
+    })
+    .await;
+    let mut echoed = vec![0u8; payload.len()];
+    r.read_exact(&mut echoed).await.unwrap();
+    assert!(echoed == payload, "the echo differs");
+    let mut w = writer.await.unwrap();
+    eventually(
+        "the pipes given back while the stream is open and quiet",
+        || front.proxy.relay_stats().pipes == 0,
+    )
+    .await;
+    w.write_all(b"again").await.unwrap();
+    let mut again = [0u8; 5];
+    r.read_exact(&mut again).await.unwrap();
+    assert_eq!(&again, b"again");
+    w.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "{} bytes after the end", rest.len());
+    keeps_released(&front, "keep to be dropped when the stream closed").await;
+    assert_eq!(front.proxy.relay_stats().pipes, 0);
 }
 
 #[tokio::test]
@@ -707,7 +748,8 @@ async fn upgrade_over_other_streams_is_copied() {
         front.proxy.relay_stats(),
         RelayStats {
             spliced: 0,
-            copied: 1
+            copied: 1,
+            pipes: 0,
         }
     );
     assert_eq!(

@@ -286,17 +286,31 @@ mod throughput {
         (a, b)
     }
 
+    #[derive(Clone, Copy)]
+    enum Relay {
+        Tokio,
+        Ours,
+        /// The zero-copy path of plain sockets (`proxy/splice.rs`), for scale.
+        #[cfg(target_os = "linux")]
+        Splice,
+    }
+
     /// MiB/s from a writer through the relay to a reader.
-    async fn run(ours: bool) -> f64 {
+    async fn run(relay: Relay) -> f64 {
         let (mut src, mut a) = pair().await;
         let (mut b, mut dst) = pair().await;
         let relay = tokio::spawn(async move {
-            if ours {
-                bidirectional(&mut a, &mut b).await.map(|_| ())
-            } else {
-                tokio::io::copy_bidirectional(&mut a, &mut b)
+            match relay {
+                Relay::Ours => bidirectional(&mut a, &mut b).await.map(|_| ()),
+                Relay::Tokio => tokio::io::copy_bidirectional(&mut a, &mut b)
                     .await
-                    .map(|_| ())
+                    .map(|_| ()),
+                #[cfg(target_os = "linux")]
+                Relay::Splice => {
+                    let meter: crate::proxy::Meter = std::sync::Arc::new(|_, _| {});
+                    let pipes = std::sync::atomic::AtomicU64::new(0);
+                    crate::proxy::splice::relay(&a, &b, &meter, &pipes).await
+                }
             }
         });
         let started = std::time::Instant::now();
@@ -329,12 +343,17 @@ mod throughput {
     #[ignore = "a benchmark: bench/relay runs it"]
     async fn against_tokio_copy_bidirectional() {
         for round in 1..=3 {
-            let tokio = run(false).await;
-            let ours = run(true).await;
+            let tokio = run(Relay::Tokio).await;
+            let ours = run(Relay::Ours).await;
             println!(
                 "round {round}: tokio::io::copy_bidirectional {tokio:.0} MiB/s, \
                  proxy::copy {ours:.0} MiB/s, ratio {:.2}",
                 ours / tokio
+            );
+            #[cfg(target_os = "linux")]
+            println!(
+                "round {round}: proxy::splice (plain sockets) {:.0} MiB/s",
+                run(Relay::Splice).await
             );
         }
     }

@@ -137,13 +137,17 @@ pub struct Forwarded<'a> {
     pub trust_forwarded: bool,
 }
 
-/// How many upgraded streams each relay path has carried since the proxy was made.
+/// How many upgraded streams each relay path has carried since the proxy was made, and the
+/// pipes the spliced ones hold now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RelayStats {
     /// Relayed with `splice(2)`, without copying through userspace.
     pub spliced: u64,
     /// Relayed with the portable userspace copy.
     pub copied: u64,
+    /// Pipes held at this moment by spliced streams with bytes in flight or lately moved; an
+    /// idle stream holds none.
+    pub pipes: u64,
 }
 
 /// Forwards requests to containers over a pool of HTTP/1.1 keep-alive connections.
@@ -292,11 +296,12 @@ impl Proxy {
         }
     }
 
-    /// How many upgraded streams took each relay path so far.
+    /// How many upgraded streams took each relay path so far, and the pipes held now.
     pub fn relay_stats(&self) -> RelayStats {
         RelayStats {
             spliced: self.counters.spliced.load(Ordering::Relaxed),
             copied: self.counters.copied.load(Ordering::Relaxed),
+            pipes: self.counters.pipes.load(Ordering::Relaxed),
         }
     }
 }

@@ -25,6 +25,8 @@ use crate::write_through::write_through;
 pub(super) struct RelayCounters {
     pub(super) spliced: AtomicU64,
     pub(super) copied: AtomicU64,
+    /// Pipes the spliced streams hold right now (two descriptors each).
+    pub(super) pipes: AtomicU64,
 }
 
 /// Waits for both sides to switch, then relays until both directions end, either fails, or
@@ -108,7 +110,7 @@ async fn pipe(
     #[cfg(target_os = "linux")]
     if let (Side::Tcp(c), Side::Tcp(u)) = (&client, &upstream) {
         counters.spliced.fetch_add(1, Ordering::Relaxed);
-        return super::splice::relay(c, u, meter).await;
+        return super::splice::relay(c, u, meter, &counters.pipes).await;
     }
 
     counters.copied.fetch_add(1, Ordering::Relaxed);
