@@ -82,6 +82,11 @@ impl Half {
             match self.state {
                 State::Done => return Poll::Ready(Ok(())),
                 State::ShuttingDown => {
+                    // Flushed first, as tokio's copy does: not every stream's shutdown flushes.
+                    if self.unflushed {
+                        ready!(writer.as_mut().poll_flush(cx))?;
+                        self.unflushed = false;
+                    }
                     ready!(writer.as_mut().poll_shutdown(cx))?;
                     self.state = State::Done;
                     continue;
@@ -217,6 +222,68 @@ mod tests {
         assert_eq!(got, up);
         container.shutdown().await.unwrap();
         assert_eq!(relay.await.unwrap().unwrap(), (50_000, 0));
+    }
+
+    /// A writer that keeps what it is given until flushed, and whose shutdown does not flush.
+    struct HoldsUntilFlushed {
+        inner: tokio::io::DuplexStream,
+        held: Vec<u8>,
+    }
+
+    impl AsyncRead for HoldsUntilFlushed {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for HoldsUntilFlushed {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.held.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            while !self.held.is_empty() {
+                let this = &mut *self;
+                let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &this.held))?;
+                this.held.drain(..n);
+            }
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Bytes written just before the end of the stream are flushed before the shutdown passes
+    /// the end on, whatever the writer's shutdown does.
+    #[tokio::test]
+    async fn the_last_bytes_are_flushed_before_the_end_is_passed_on() {
+        let (mut client, mut a) = duplex(1024);
+        let (inner, mut container) = duplex(1024);
+        let mut b = HoldsUntilFlushed {
+            inner,
+            held: Vec::new(),
+        };
+        client.write_all(b"last words").await.unwrap();
+        client.shutdown().await.unwrap();
+        let relay = tokio::spawn(async move {
+            let copied = bidirectional(&mut a, &mut b).await;
+            (copied, a, b)
+        });
+        let mut got = Vec::new();
+        container.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"last words");
+        container.shutdown().await.unwrap();
+        let (copied, _a, _b) = relay.await.unwrap();
+        assert_eq!(copied.unwrap(), (10, 0));
     }
 
     /// One side that goes away ends the relay with its error rather than hanging.
