@@ -83,23 +83,19 @@ impl Half {
                 State::Done => return Poll::Ready(Ok(())),
                 State::ShuttingDown => {
                     // Flushed first, as tokio's copy does: not every stream's shutdown flushes.
-                    if self.unflushed {
-                        ready!(writer.as_mut().poll_flush(cx))?;
-                        self.unflushed = false;
-                    }
+                    ready!(self.poll_flush(cx, &mut writer))?;
                     ready!(writer.as_mut().poll_shutdown(cx))?;
                     self.state = State::Done;
                     continue;
                 }
                 State::Copying => {}
             }
-            while self.sent < self.pending.len() {
-                let n = ready!(writer.as_mut().poll_write(cx, &self.pending[self.sent..]))?;
-                if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            if self.sent < self.pending.len() {
+                let rest = &self.pending[self.sent..];
+                self.sent += write_now(cx, &mut writer, rest, &mut self.unflushed)?;
+                if self.sent < self.pending.len() {
+                    return Poll::Pending;
                 }
-                self.sent += n;
-                self.unflushed = true;
             }
             // Written: the buffer goes, so a direction that falls idle holds no memory.
             self.pending = Vec::new();
@@ -107,10 +103,7 @@ impl Half {
             match with_scratch(|scratch| self.read_and_write(cx, scratch, &mut reader, &mut writer))
             {
                 Poll::Pending => {
-                    if self.unflushed {
-                        ready!(writer.as_mut().poll_flush(cx))?;
-                        self.unflushed = false;
-                    }
+                    ready!(self.poll_flush(cx, &mut writer))?;
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -136,25 +129,54 @@ impl Half {
         let mut buf = ReadBuf::new(scratch);
         ready!(reader.as_mut().poll_read(cx, &mut buf))?;
         let read = buf.filled();
-        let mut written = 0;
-        while written < read.len() {
-            match writer.as_mut().poll_write(cx, &read[written..]) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    written += n;
-                    self.unflushed = true;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // The writer is full: the rest waits in a buffer of this direction's own (the
-                // scratch is the thread's), and the writer wakes us when it has room.
-                Poll::Pending => {
-                    self.pending = read[written..].to_vec();
-                    break;
-                }
-            }
-        }
+        let written = write_now(cx, writer, read, &mut self.unflushed)?;
+        // What the full writer did not take waits in a buffer of this direction's own (the
+        // scratch is the thread's); nothing is allocated when it took everything.
+        self.pending = read[written..].to_vec();
         Poll::Ready(Ok(read.len()))
     }
+
+    /// Flushes the writer when bytes were written since the last flush.
+    fn poll_flush<W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: &mut Pin<&mut W>,
+    ) -> Poll<io::Result<()>>
+    where
+        W: AsyncWrite + ?Sized,
+    {
+        if self.unflushed {
+            ready!(writer.as_mut().poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes as much of `bytes` as the writer takes now and returns how much that was; when it
+/// is less than all, the writer is full and will wake the task when it has room.
+fn write_now<W>(
+    cx: &mut Context<'_>,
+    writer: &mut Pin<&mut W>,
+    bytes: &[u8],
+    unflushed: &mut bool,
+) -> io::Result<usize>
+where
+    W: AsyncWrite + ?Sized,
+{
+    let mut written = 0;
+    while written < bytes.len() {
+        match writer.as_mut().poll_write(cx, &bytes[written..]) {
+            Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Poll::Ready(Ok(n)) => {
+                written += n;
+                *unflushed = true;
+            }
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => break,
+        }
+    }
+    Ok(written)
 }
 
 /// Runs `f` with this thread's scratch buffer. A nested call (a stream that relays inside its
